@@ -30,18 +30,20 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
 
+        .target(name: "CPosix"),
+
         // Pure modules: values in, values out, no I/O.
         .target(name: "Quantities", swiftSettings: strictSwift6),
         .target(name: "SeparatorProtocol", dependencies: ["Quantities"], swiftSettings: strictSwift6),
 
         // File descriptors: pseudo-terminals, serial ports, TCP sockets.
-        .target(name: "DeviceLinks", dependencies: ["CSerialPort"], swiftSettings: strictSwift6),
+        .target(name: "DeviceLinks", dependencies: ["CSerialPort", "CPosix"], swiftSettings: strictSwift6),
 
         // The simulator of the separator.
         .target(
             name: "SimulatorKit",
             dependencies: [
-                "Quantities", "SeparatorProtocol",
+                "Quantities", "SeparatorProtocol", "DeviceLinks",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             path: "simulator/SimulatorKit",

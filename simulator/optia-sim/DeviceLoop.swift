@@ -1,0 +1,245 @@
+import DeviceLinks
+import Quantities
+import SeparatorProtocol
+import SimulatorKit
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The simulated separator's one thread: a poll() loop that advances the run
+/// on the simulated clock, keeps every message in the outbox until the host
+/// has acknowledged it, and speaks E1381 on the link. Everything happens on
+/// this thread, so there is nothing to lock.
+final class DeviceLoop {
+    struct Options {
+        var speed: Double
+        var answerTimeout: Duration
+        var seed: UInt64
+        var verbose: Bool
+    }
+
+    private let scenario: Scenario
+    private var engine: RunEngine
+    private let outbox: Outbox
+    private var sender: E1381Sender
+    private let link: WireLink
+    private let capture: CaptureWriter?
+    private let options: Options
+    private var random: SeededGenerator
+    private let log: (String) -> Void
+
+    private let start = ContinuousClock.now
+    /// Simulated run time at `start` (non-zero when resuming a run).
+    private var simulatedOffset: Seconds
+    private var cablePulledUntil: Duration?
+    private var runEnded = false
+    let runID: String
+
+    init(
+        scenario: Scenario, outbox: Outbox, link: WireLink, capture: CaptureWriter?, options: Options,
+        log: @escaping (String) -> Void
+    ) throws {
+        self.scenario = scenario
+        self.outbox = outbox
+        self.link = link
+        self.capture = capture
+        self.options = options
+        self.log = log
+        random = SeededGenerator(seed: options.seed, stream: 2)  // apart from the engine's own draws
+
+        var configuration = E1381Sender.Configuration()
+        configuration.framing = scenario.framing
+        configuration.answerTimeout = options.answerTimeout
+        configuration.busyRetryDelay = Self.scaled(.seconds(10), speed: options.speed, floor: .milliseconds(50))
+        configuration.retryDelay = Self.scaled(.seconds(10), speed: options.speed, floor: .milliseconds(50))
+        sender = E1381Sender(configuration: configuration)
+
+        // A run that was in progress when the simulator stopped goes on from
+        // where it was: the engine is deterministic, so replaying it to the
+        // last recorded time restores its state, and what it produced up to
+        // then is already in the outbox.
+        if let active = outbox.activeRun, active.scenarioName == scenario.name {
+            runID = active.runID
+            engine = RunEngine(scenario: scenario, runID: active.runID, seed: active.seed)
+            _ = engine.advance(to: active.lastTime)
+            simulatedOffset = active.lastTime
+            log("resuming run \(active.runID) at \(active.lastTime.minutes) min, \(outbox.pending.count) message(s) queued")
+        } else {
+            if let stale = outbox.activeRun {
+                log("abandoning run \(stale.runID) of scenario \(stale.scenarioName); its queued messages are still sent")
+                try outbox.endRun()
+            }
+            let number = outbox.lastRunNumber + 1
+            runID = "RUN-\(scenario.device.serialNumber)-\(Self.pad4(number))"
+            engine = RunEngine(scenario: scenario, runID: runID, seed: options.seed)
+            try outbox.beginRun(runID: runID, seed: options.seed, scenarioName: scenario.name)
+            simulatedOffset = .zero
+        }
+        for entry in outbox.pending { handle(sender.enqueue(id: entry.sequence, text: entry.text, now: now)) }
+    }
+
+    static func scaled(_ nominal: Duration, speed: Double, floor: Duration) -> Duration {
+        max(nominal / speed, floor)
+    }
+
+    private static func pad4(_ n: Int) -> String {
+        let s = String(n)
+        return s.count >= 4 ? s : String(repeating: "0", count: 4 - s.count) + s
+    }
+
+    private var now: Duration { ContinuousClock.now - start }
+
+    private func simulatedTime(at now: Duration) -> Seconds {
+        simulatedOffset + Seconds(now.secondsValue * options.speed)
+    }
+
+    private func realTime(ofSimulated t: Seconds) -> Duration {
+        .nanoseconds(Int64(max(0, (t - simulatedOffset).value / options.speed * 1e9)))
+    }
+
+    /// Runs until the run has ended and every message has been acknowledged.
+    func run() throws {
+        var lastConnected = link.isConnected
+        handle(lastConnected ? sender.linkUp(now: now) : sender.linkDown(now: now))
+        while true {
+            let now = self.now
+            try advanceRun(now)
+            if let until = cablePulledUntil, now >= until {
+                cablePulledUntil = nil
+                try link.reconnectCable()
+                log("cable reconnected")
+                if link.isConnected { handle(sender.linkUp(now: now)) }
+            }
+            if let deadline = sender.deadline, now >= deadline { handle(sender.timeout(now: now)) }
+            if runEnded && outbox.pending.isEmpty && sender.queuedIDs.isEmpty { break }
+
+            var descriptors = link.pollDescriptors
+            let timeout = pollTimeout(now)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("poll", "link")
+            }
+            guard ready > 0 else { continue }
+            let activity = try link.service(descriptors)
+            let after = self.now
+            if activity.disconnected {
+                log("host disconnected")
+                handle(sender.linkDown(now: after))
+            }
+            if activity.connected {
+                log("host connected")
+                handle(sender.linkUp(now: after))
+            }
+            if lastConnected != link.isConnected { lastConnected = link.isConnected }
+            if !activity.received.isEmpty { receive(activity.received, now: after) }
+        }
+    }
+
+    private func pollTimeout(_ now: Duration) -> Int32 {
+        var wake = now + .milliseconds(100)
+        if let deadline = sender.deadline { wake = min(wake, deadline) }
+        if let until = cablePulledUntil { wake = min(wake, until) }
+        if !runEnded, let next = engine.nextEventTime { wake = min(wake, realTime(ofSimulated: next)) }
+        let milliseconds = (wake - now).secondsValue * 1000
+        return Int32(max(0, min(100, milliseconds.rounded(.up))))
+    }
+
+    private func advanceRun(_ now: Duration) throws {
+        guard !runEnded else { return }
+        let t = simulatedTime(at: now)
+        let outputs = engine.advance(to: t)
+        var messages: [SeparatorMessage] = []
+        for output in outputs {
+            switch output {
+            case .message(let message): messages.append(message)
+            case .wireFault(let fault): apply(fault, now: now)
+            }
+        }
+        if !messages.isEmpty {
+            let entries = try outbox.enqueue(messages, at: t) { E1394Encoder.encode($0) }
+            for entry in entries { handle(sender.enqueue(id: entry.sequence, text: entry.text, now: now)) }
+        }
+        if engine.isFinished {
+            runEnded = true
+            try outbox.endRun()
+            log("run \(runID) ended; \(outbox.pending.count) message(s) still to deliver")
+        }
+    }
+
+    private func apply(_ fault: WireFault, now: Duration) {
+        switch fault {
+        case .cablePull(let duration):
+            log("cable pulled for \(duration.value) s (simulated)")
+            cablePulledUntil = now + .nanoseconds(Int64(duration.value / options.speed * 1e9))
+            link.pullCable()
+            handle(sender.linkDown(now: now))
+        case .garbage(let count):
+            log("sending \(count) garbage bytes")
+            transmit(randomBytes(count))
+        }
+    }
+
+    private func randomBytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
+    }
+
+    private func receive(_ bytes: [UInt8], now: Duration) {
+        guard cablePulledUntil == nil else { return }
+        capture?.record(.hostToDevice, bytes)
+        var kept = bytes
+        if scenario.faults.lostAck > 0 {
+            kept.removeAll { $0 == ASCIIControl.ack && Double.random(in: 0..<1, using: &random) < scenario.faults.lostAck }
+            if kept.count != bytes.count { log("lost \(bytes.count - kept.count) ACK(s)") }
+        }
+        if !kept.isEmpty { handle(sender.receive(kept, now: now)) }
+    }
+
+    private func handle(_ actions: [E1381Sender.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes):
+                if bytes.first == ASCIIControl.stx, scenario.faults.garbage > 0,
+                    Double.random(in: 0..<1, using: &random) < scenario.faults.garbage
+                {
+                    transmit(randomBytes(Int.random(in: 1...8, using: &random)))
+                }
+                transmit(corruptingChecksum(bytes))
+            case .delivered(let id):
+                do {
+                    try outbox.acknowledge(id)
+                } catch {
+                    log("cannot record the acknowledgement of message \(id): \(error)")
+                }
+            case .event(let event):
+                if options.verbose { log("e1381: \(event)") }
+            }
+        }
+    }
+
+    /// The corrupt-checksum fault: one transmission of a frame carries a wrong
+    /// checksum; the sender still holds the good frame for the resend.
+    private func corruptingChecksum(_ bytes: [UInt8]) -> [UInt8] {
+        let rate = scenario.faults.corruptChecksum
+        guard rate > 0, bytes.count >= 7, bytes.first == ASCIIControl.stx,
+            Double.random(in: 0..<1, using: &random) < rate
+        else { return bytes }
+        var corrupted = bytes
+        let c1 = corrupted.count - 4
+        corrupted[c1] = corrupted[c1] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        return corrupted
+    }
+
+    private func transmit(_ bytes: [UInt8]) {
+        guard cablePulledUntil == nil, link.isConnected else { return }
+        capture?.record(.deviceToHost, bytes)
+        link.write(bytes)
+    }
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
