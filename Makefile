@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
-SPEED ?= 60
+SPEED ?= 120
 
 .PHONY: deps build demo test clean
 

@@ -93,6 +93,7 @@ struct SimulatorOverWireTests {
             while host.snapshot.messages.count < killAfter && sim.process.isRunning && ContinuousClock.now < deadline {
                 usleep(5_000)
             }
+            #expect(sim.process.isRunning, "\(context): the simulator finished before the kill after \(killAfter) messages")
             sim.killHard()
         }
         let sim = try SimulatorProcess(arguments: arguments, workingDirectory: directory)

@@ -137,7 +137,13 @@ struct TableReader {
     private mutating func value(_ key: String, required: Bool, expected: String) throws(ScenarioError) -> TOMLValueConvertible? {
         known.append(key)
         guard let value = table[key] else {
-            if required { throw context.error(keyPath(key), "missing (expected \(expected))") }
+            if required {
+                // A missing key is most often a misspelt one: name it, at its own line.
+                if let typo = table.keys.first(where: { !known.contains($0) && editDistance($0, key) <= 2 }) {
+                    throw context.error(keyPath(typo), "unknown key '\(typo)'; did you mean '\(key)' (\(expected))?")
+                }
+                throw context.error(keyPath(key), "missing (expected \(expected))")
+            }
             return nil
         }
         return value
@@ -209,6 +215,22 @@ struct TableReader {
             throw context.error(keyPath(key), "unknown key '\(key)' (known here: \(known.joined(separator: ", ")))")
         }
     }
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }
 
 private func format(_ value: Double) -> String {

@@ -57,37 +57,15 @@ final class DeviceLoop {
         configuration.retryDelay = Self.scaled(.seconds(10), speed: options.speed, floor: .milliseconds(50))
         sender = E1381Sender(configuration: configuration)
 
-        // A run that was in progress when the simulator stopped goes on from
-        // where it was: the engine is deterministic, so replaying it to the
-        // last recorded time restores its state, and what it produced up to
-        // then is already in the outbox.
-        if let active = outbox.activeRun, active.scenarioName == scenario.name {
-            runID = active.runID
-            engine = RunEngine(scenario: scenario, runID: active.runID, seed: active.seed)
-            _ = engine.advance(to: active.lastTime)
-            simulatedOffset = active.lastTime
-            log("resuming run \(active.runID) at \(active.lastTime.minutes) min, \(outbox.pending.count) message(s) queued")
-        } else {
-            if let stale = outbox.activeRun {
-                log("abandoning run \(stale.runID) of scenario \(stale.scenarioName); its queued messages are still sent")
-                try outbox.endRun()
-            }
-            let number = outbox.lastRunNumber + 1
-            runID = "RUN-\(scenario.device.serialNumber)-\(Self.pad4(number))"
-            engine = RunEngine(scenario: scenario, runID: runID, seed: options.seed)
-            try outbox.beginRun(runID: runID, seed: options.seed, scenarioName: scenario.name)
-            simulatedOffset = .zero
-        }
+        let start = try RunStart(scenario: scenario, outbox: outbox, seed: options.seed, log: log)
+        runID = start.runID
+        engine = start.engine
+        simulatedOffset = start.resumedAt
         for entry in outbox.pending { handle(sender.enqueue(id: entry.sequence, text: entry.text, now: now)) }
     }
 
     static func scaled(_ nominal: Duration, speed: Double, floor: Duration) -> Duration {
         max(nominal / speed, floor)
-    }
-
-    private static func pad4(_ n: Int) -> String {
-        let s = String(n)
-        return s.count >= 4 ? s : String(repeating: "0", count: 4 - s.count) + s
     }
 
     private var now: Duration { ContinuousClock.now - start }

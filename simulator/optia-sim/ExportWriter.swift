@@ -19,18 +19,9 @@ struct ExportWriter {
     let log: (String) -> Void
 
     func run() throws {
-        var engine: RunEngine
-        let runID: String
-        if let active = outbox.activeRun, active.scenarioName == scenario.name {
-            runID = active.runID
-            engine = RunEngine(scenario: scenario, runID: runID, seed: active.seed)
-            _ = engine.advance(to: active.lastTime)
-        } else {
-            if outbox.activeRun != nil { try outbox.endRun() }
-            runID = "RUN-\(scenario.device.serialNumber)-\(String(format4: outbox.lastRunNumber + 1))"
-            engine = RunEngine(scenario: scenario, runID: runID, seed: seed)
-            try outbox.beginRun(runID: runID, seed: seed, scenarioName: scenario.name)
-        }
+        let start = try RunStart(scenario: scenario, outbox: outbox, seed: seed, log: log)
+        let runID = start.runID
+        var engine = start.engine
         emit("run: \(runID)")
         // Messages are kept in the outbox until the file is renamed into place:
         // the outbox is the run's history if the simulator is restarted.
@@ -81,11 +72,4 @@ struct ExportWriteError: Error, CustomStringConvertible {
     var path: String
     var reason: String
     var description: String { "cannot write export file \(path): \(reason)" }
-}
-
-extension String {
-    init(format4 n: Int) {
-        let s = String(n)
-        self = s.count >= 4 ? s : String(repeating: "0", count: 4 - s.count) + s
-    }
 }

@@ -11,7 +11,8 @@ import Musl
 
 /// Plays a capture's device bytes back through any output at their recorded
 /// times, as gpsfake does: the host sees the same byte stream again. The
-/// replay does not answer the host; what the host sends is read and dropped.
+/// replay does not react to what the host says (it sends what was recorded),
+/// but it paces itself by the host's answers.
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Play a capture's device bytes back through an output.")
 
@@ -28,35 +29,46 @@ struct Replay: ParsableCommand {
         if output.exportDir != nil { throw ValidationError("replay plays bytes: use --pty, --serial or --tcp") }
     }
 
+    @Option(help: ArgumentHelp("Longest wait, in seconds, for the host to answer as the recorded host did.", valueName: "seconds"))
+    var answerWait: Double = 2
+
     mutating func run() throws {
         let recording = try Capture.load(path: capture)
         let link = try output.openLink()
         defer { link.close() }
+        // E1381 is a conversation: the recorded device sent each frame only
+        // after the recorded host had answered the previous one. Each device
+        // chunk therefore waits (besides its recorded time) until the live host
+        // has sent as many bytes as the recorded host had by then, or until
+        // `answerWait` passes, as when the recorded device timed out.
+        var hostBytesRecorded = 0
+        var hostBytesSeen = 0
+        var chunksSent = 0
         let start = ContinuousClock.now
-        var drain = [pollfd]()
-        for chunk in recording.chunks where chunk.direction == .deviceToHost {
-            while !link.isConnected {
-                drain = link.pollDescriptors
-                _ = poll(&drain, nfds_t(drain.count), 100)
-                _ = try link.service(drain)
+        func serviceLink(waitMilliseconds: Int32) throws {
+            var descriptors = link.pollDescriptors
+            _ = poll(&descriptors, nfds_t(descriptors.count), waitMilliseconds)
+            hostBytesSeen += try link.service(descriptors).received.count
+        }
+        for chunk in recording.chunks {
+            guard chunk.direction == .deviceToHost else {
+                hostBytesRecorded += chunk.bytes.count
+                continue
             }
+            while !link.isConnected { try serviceLink(waitMilliseconds: 100) }
             let due = start + .nanoseconds(Int64(chunk.time / speed * 1e9))
-            while ContinuousClock.now < due {
-                drain = link.pollDescriptors
-                let wait = (due - ContinuousClock.now).secondsValue * 1000
-                _ = poll(&drain, nfds_t(drain.count), Int32(max(0, min(100, wait.rounded(.up)))))
-                _ = try link.service(drain)
+            let answerDeadline = ContinuousClock.now + .nanoseconds(Int64(answerWait * 1e9))
+            while ContinuousClock.now < due || (hostBytesSeen < hostBytesRecorded && ContinuousClock.now < answerDeadline) {
+                let untilDue = (due - ContinuousClock.now).secondsValue * 1000
+                try serviceLink(waitMilliseconds: Int32(max(1, min(50, untilDue.rounded(.up)))))
             }
             link.write(chunk.bytes)
+            chunksSent += 1
         }
-        // Let the last bytes drain before the descriptor closes.
-        let end = ContinuousClock.now + .milliseconds(200)
-        while ContinuousClock.now < end {
-            drain = link.pollDescriptors
-            _ = poll(&drain, nfds_t(drain.count), 50)
-            _ = try link.service(drain)
-        }
-        emit("done: replayed \(recording.chunks.filter { $0.direction == .deviceToHost }.count) chunk(s)")
+        // Let the last answers come and the last bytes drain before closing.
+        let end = ContinuousClock.now + .nanoseconds(Int64(answerWait * 1e9))
+        while hostBytesSeen < hostBytesRecorded && ContinuousClock.now < end { try serviceLink(waitMilliseconds: 20) }
+        emit("done: replayed \(chunksSent) chunk(s)")
     }
 }
 
