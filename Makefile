@@ -2,7 +2,7 @@
 # Debian packages the build needs first (as root, or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev
+APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
 SPEED ?= 120

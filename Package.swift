@@ -9,6 +9,7 @@ let package = Package(
     name: "apheresisd",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "apheresisd", targets: ["apheresisd"]),
         .executable(name: "optia-sim", targets: ["optia-sim"]),
         .library(name: "SeparatorProtocol", targets: ["SeparatorProtocol"]),
     ],
@@ -16,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C libraries from Debian (apt: libserialport-dev, libsystemd-dev).
@@ -35,6 +40,59 @@ let package = Package(
         // Pure modules: values in, values out, no I/O.
         .target(name: "Quantities", swiftSettings: strictSwift6),
         .target(name: "SeparatorProtocol", dependencies: ["Quantities"], swiftSettings: strictSwift6),
+
+        .target(name: "ApheresisCore", dependencies: ["Quantities", "SeparatorProtocol"], swiftSettings: strictSwift6),
+
+        // The store: SQLite through GRDB.
+        .target(
+            name: "RecordStore",
+            dependencies: [
+                "Quantities", "SeparatorProtocol", "ApheresisCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        // Configuration file (TOML) and procedure profiles.
+        .target(
+            name: "DaemonConfiguration",
+            dependencies: [
+                "Quantities", "SeparatorProtocol", "ApheresisCore",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        // sd_notify, watchdog, journal.
+        .target(
+            name: "SystemdSupport",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift6
+        ),
+
+        // The daemon: links, receiving, watching, storing, as services.
+        .target(
+            name: "ApheresisDaemon",
+            dependencies: [
+                "Quantities", "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
+                "SystemdSupport", "DeviceLinks",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .executableTarget(
+            name: "apheresisd",
+            dependencies: [
+                "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
 
         // File descriptors: pseudo-terminals, serial ports, TCP sockets.
         .target(name: "DeviceLinks", dependencies: ["CSerialPort", "CPosix"], swiftSettings: strictSwift6),
@@ -73,8 +131,28 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .testTarget(
+            name: "ApheresisCoreTests",
+            dependencies: ["ApheresisCore", "SeparatorProtocol", "Quantities", "SimulatorKit"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "RecordStoreTests",
+            dependencies: ["RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "DaemonConfigurationTests",
+            dependencies: ["DaemonConfiguration", "ApheresisCore", "Quantities"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "SystemdSupportTests",
+            dependencies: ["SystemdSupport"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["SeparatorProtocol", "SimulatorKit", "DeviceLinks"],
+            dependencies: ["SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore"],
             resources: [],
             swiftSettings: strictSwift6
         ),
