@@ -111,7 +111,7 @@ public struct LimitProfile: Sendable, Equatable {
     /// limits.md, for CMNC under 40 kg, with the clinic's collect target.
     public static let pediatricCMNC = LimitProfile(
         name: "pediatric-cmnc", procedures: [.cmnc], maximumWeight: Mass(kilograms: 40),
-        collectTarget: .millilitres(200))
+        collectTarget: .millilitres(250))
 
     /// Whether this profile applies to a run of `procedure` for a patient of `weight`.
     public func applies(to procedure: Procedure, weight: Mass?) -> Bool {
