@@ -84,7 +84,7 @@ public struct FaultRates: Sendable, Equatable {
     public var corruptChecksum: Double
     /// Probability that the daemon's answer to a frame is lost (device times out after 15 s).
     public var lostAck: Double
-    /// Probability that a few garbage bytes precede a frame.
+    /// Probability, per batch of new messages, of a burst of 1-16 garbage bytes on the line (sent between sessions).
     public var garbage: Double
     public init(corruptChecksum: Double, lostAck: Double, garbage: Double) {
         self.corruptChecksum = corruptChecksum

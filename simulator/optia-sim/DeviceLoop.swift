@@ -35,6 +35,14 @@ final class DeviceLoop {
     /// Simulated run time at `start` (non-zero when resuming a run).
     private var simulatedOffset: Seconds
     private var cablePulledUntil: Duration?
+    /// Line noise waiting for the sender to be between sessions.
+    private var pendingNoise: [UInt8] = []
+    /// After noise, the device stays quiet until this time, so that any answer
+    /// the host gave to the noise has arrived before the next ENQ.
+    private var quietUntil: Duration?
+    /// Messages recorded in the outbox but held back from the sender while
+    /// noise is pending or the line is being kept quiet.
+    private var heldEntries: [Outbox.Entry] = []
     private var runEnded = false
     let runID: String
 
@@ -91,8 +99,9 @@ final class DeviceLoop {
                 log("cable reconnected")
                 if link.isConnected { handle(sender.linkUp(now: now)) }
             }
-            if let deadline = sender.deadline, now >= deadline { handle(sender.timeout(now: now)) }
-            if runEnded && outbox.pending.isEmpty && sender.queuedIDs.isEmpty { break }
+            emitNoiseIfBetweenSessions(now)
+            if !lineKeptQuiet(now), let deadline = sender.deadline, now >= deadline { handle(sender.timeout(now: now)) }
+            if runEnded && outbox.pending.isEmpty && sender.queuedIDs.isEmpty && heldEntries.isEmpty { break }
 
             var descriptors = link.pollDescriptors
             let timeout = pollTimeout(now)
@@ -121,6 +130,7 @@ final class DeviceLoop {
         var wake = now + .milliseconds(100)
         if let deadline = sender.deadline { wake = min(wake, deadline) }
         if let until = cablePulledUntil { wake = min(wake, until) }
+        if let until = quietUntil { wake = min(wake, until) }
         if !runEnded, let next = engine.nextEventTime { wake = min(wake, realTime(ofSimulated: next)) }
         let milliseconds = (wake - now).secondsValue * 1000
         return Int32(max(0, min(100, milliseconds.rounded(.up))))
@@ -139,7 +149,11 @@ final class DeviceLoop {
         }
         if !messages.isEmpty {
             let entries = try outbox.enqueue(messages, at: t) { E1394Encoder.encode($0) }
-            for entry in entries { handle(sender.enqueue(id: entry.sequence, text: entry.text, now: now)) }
+            if scenario.faults.garbage > 0, Double.random(in: 0..<1, using: &random) < scenario.faults.garbage {
+                pendingNoise += randomBytes(Int.random(in: 1...16, using: &random))
+            }
+            heldEntries += entries
+            if !lineKeptQuiet(now) { releaseHeldEntries(now) }
         }
         if engine.isFinished {
             runEnded = true
@@ -156,9 +170,41 @@ final class DeviceLoop {
             link.pullCable()
             handle(sender.linkDown(now: now))
         case .garbage(let count):
-            log("sending \(count) garbage bytes")
-            transmit(randomBytes(count))
+            pendingNoise += randomBytes(count)
         }
+    }
+
+    // Line noise. E1381 protects frames with a checksum but not the one-byte
+    // answers: noise inside a session that holds an ENQ, or an STX...LF the
+    // host NAKs, draws an answer the device would take for the answer to its
+    // own next frame, and from then on every answer is one off. So noise goes
+    // on the line only between sessions, followed by a quiet spell in which
+    // the host's answers to it arrive and are ignored by the idle device.
+    // (The receiver's handling of noise inside frames is covered by the
+    // protocol module's unit and fuzz tests.)
+    private static let quietAfterNoise = Duration.milliseconds(200)
+
+    private func lineKeptQuiet(_ now: Duration) -> Bool {
+        if !pendingNoise.isEmpty { return true }
+        guard let until = quietUntil else { return false }
+        if now < until { return true }
+        quietUntil = nil
+        releaseHeldEntries(now)
+        return false
+    }
+
+    private func emitNoiseIfBetweenSessions(_ now: Duration) {
+        guard !pendingNoise.isEmpty, !sender.isInSession, cablePulledUntil == nil else { return }
+        log("sending \(pendingNoise.count) garbage bytes")
+        transmit(pendingNoise)
+        pendingNoise.removeAll()
+        quietUntil = now + Self.quietAfterNoise
+    }
+
+    private func releaseHeldEntries(_ now: Duration) {
+        let entries = heldEntries
+        heldEntries.removeAll()
+        for entry in entries { handle(sender.enqueue(id: entry.sequence, text: entry.text, now: now)) }
     }
 
     private func randomBytes(_ count: Int) -> [UInt8] {
@@ -180,11 +226,6 @@ final class DeviceLoop {
         for action in actions {
             switch action {
             case .send(let bytes):
-                if bytes.first == ASCIIControl.stx, scenario.faults.garbage > 0,
-                    Double.random(in: 0..<1, using: &random) < scenario.faults.garbage
-                {
-                    transmit(randomBytes(Int.random(in: 1...8, using: &random)))
-                }
                 transmit(corruptingChecksum(bytes))
             case .delivered(let id):
                 do {
