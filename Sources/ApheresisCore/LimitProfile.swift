@@ -54,6 +54,15 @@ public struct LimitProfile: Sendable, Equatable {
     /// Assumed CD3+ collection efficiency, for the yield prediction.
     public var collectionEfficiency: Double
 
+    /// An assumption to configure per unit: the fraction of the patient's
+    /// white cells that are CD3+ T cells, used only for the yield prediction
+    /// when no CD3+ count is sent (the interface carries PRE_WBC only).
+    /// 0.20 is a conservative figure for children's peripheral blood.
+    public var assumedCD3FractionOfWBC: Double
+
+    /// Sliding window (of RUN_TIME) for the rates behind the predictions.
+    public var predictionWindow: Seconds
+
     public init(
         name: String,
         procedures: Set<Procedure> = [],
@@ -77,7 +86,9 @@ public struct LimitProfile: Sendable, Equatable {
         staleAfterTickIntervals: Double = 3,
         expectedTickInterval: Seconds = Seconds(5),
         hysteresisFraction: Double = 0.05,
-        collectionEfficiency: Double = 0.5
+        collectionEfficiency: Double = 0.5,
+        assumedCD3FractionOfWBC: Double = 0.20,
+        predictionWindow: Seconds = Seconds(60)
     ) {
         self.name = name
         self.procedures = procedures
@@ -102,6 +113,8 @@ public struct LimitProfile: Sendable, Equatable {
         self.expectedTickInterval = expectedTickInterval
         self.hysteresisFraction = hysteresisFraction
         self.collectionEfficiency = collectionEfficiency
+        self.assumedCD3FractionOfWBC = assumedCD3FractionOfWBC
+        self.predictionWindow = predictionWindow
     }
 
     /// The defaults of limits.md, for any procedure and patient.

@@ -1,1 +1,153 @@
-// placeholder
+import ApheresisCore
+import Quantities
+import SeparatorProtocol
+
+/// The daemon's configuration: one TOML file (docs/configuration.md),
+/// checked as a whole before anything starts.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// Where the database lives; systemd's `StateDirectory=` unless the file says otherwise.
+    public var stateDirectory: String
+    /// The SQLite file, resolved against `stateDirectory` when relative.
+    public var databasePath: String
+    public var logLevel: LogLevel
+    public var devices: [DeviceConfiguration]
+    /// In the order the file gives them: the first that applies to a run wins.
+    public var profiles: [LimitProfile]
+
+    public init(
+        stateDirectory: String, databasePath: String, logLevel: LogLevel = .info,
+        devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles
+    ) {
+        self.stateDirectory = stateDirectory
+        self.databasePath = databasePath
+        self.logLevel = logLevel
+        self.devices = devices
+        self.profiles = profiles
+    }
+
+    /// The only format this build reads (`format = 1`).
+    public static let supportedFormat = 1
+    public static let defaultDatabaseName = "apheresisd.sqlite"
+    public static let defaultStateDirectoryName = "apheresisd-state"
+    /// Profiles when the file has none.
+    public static let defaultProfiles: [LimitProfile] = [.pediatricCMNC, .standard]
+
+    /// The configuration without a file: state under `workingDirectory`, one
+    /// simulated separator (optia-sim over a pty) playing `simulatorScenario`
+    /// at 60x, the default profiles.
+    public static func demo(workingDirectory: String, simulatorScenario: String) -> DaemonConfiguration {
+        let state = PathText.join(workingDirectory, defaultStateDirectoryName)
+        return DaemonConfiguration(
+            stateDirectory: state,
+            databasePath: PathText.join(state, defaultDatabaseName),
+            logLevel: .info,
+            devices: [
+                DeviceConfiguration(
+                    name: "optia-sim", transport: .simulator(scenario: simulatorScenario, speed: 60, seed: 1))
+            ],
+            profiles: defaultProfiles)
+    }
+}
+
+/// swift-log's level names (this module does not link swift-log:
+/// `Logger.Level(rawValue: config.logLevel.rawValue)` maps it).
+public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// One separator link.
+public struct DeviceConfiguration: Sendable, Equatable {
+    /// Unique, `[a-z0-9-]`: appears in logs, journal fields, metrics and the store.
+    public var name: String
+    public var transport: Transport
+    /// First wait after a lost link; doubled on each failure up to `reconnectMax`.
+    public var reconnectInitial: Duration
+    public var reconnectMax: Duration
+    /// No byte for this long: the link is stale and is reopened.
+    public var silenceTimeout: Duration
+
+    public static let defaultReconnectInitial: Duration = .milliseconds(200)
+    public static let defaultReconnectMax: Duration = .seconds(30)
+    public static let defaultSilenceTimeout: Duration = .seconds(60)
+    public static let defaultBaud = 9600
+    public static let defaultSimulatorSpeed = 60.0
+    public static let defaultSimulatorSeed: UInt64 = 1
+
+    public init(
+        name: String, transport: Transport,
+        reconnectInitial: Duration = DeviceConfiguration.defaultReconnectInitial,
+        reconnectMax: Duration = DeviceConfiguration.defaultReconnectMax,
+        silenceTimeout: Duration = DeviceConfiguration.defaultSilenceTimeout
+    ) {
+        self.name = name
+        self.transport = transport
+        self.reconnectInitial = reconnectInitial
+        self.reconnectMax = reconnectMax
+        self.silenceTimeout = silenceTimeout
+    }
+
+    public enum Transport: Sendable, Equatable {
+        /// A USB serial adapter: by path (udev symlink, /dev/serial/by-id/...),
+        /// or found by the adapter's USB serial number and/or vendor:product.
+        case serial(path: String?, usbSerial: String?, usbVIDPID: USBDeviceID?, baud: Int)
+        /// A pseudo-terminal someone else holds the other end of.
+        case pty(path: String)
+        /// A serial-to-Ethernet bridge.
+        case tcp(host: String, port: Int)
+        /// A directory the separator (or its export tool) drops files into.
+        case export(directory: String)
+        /// optia-sim, run by the daemon as a child over a pty.
+        case simulator(scenario: String, speed: Double, seed: UInt64)
+
+        /// The `transport = "…"` word.
+        public var keyword: String {
+            switch self {
+            case .serial: "serial"
+            case .pty: "pty"
+            case .tcp: "tcp"
+            case .export: "export"
+            case .simulator: "simulator"
+            }
+        }
+    }
+}
+
+/// A USB vendor and product ID (`usb_vid_pid = "0403:6001"`); a struct rather
+/// than a tuple so that the transport stays Equatable.
+public struct USBDeviceID: Sendable, Hashable, CustomStringConvertible {
+    public var vendorID: UInt16
+    public var productID: UInt16
+    public init(vendorID: UInt16, productID: UInt16) {
+        self.vendorID = vendorID
+        self.productID = productID
+    }
+
+    /// Parses `vvvv:pppp`, four hex digits each.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ $0.count == 4 }),
+            let vendor = UInt16(parts[0], radix: 16), let product = UInt16(parts[1], radix: 16)
+        else { return nil }
+        self.init(vendorID: vendor, productID: product)
+    }
+
+    public var description: String { Self.hex(vendorID) + ":" + Self.hex(productID) }
+
+    private static func hex(_ v: UInt16) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 4 - s.count) + s
+    }
+}
+
+enum PathText {
+    static func join(_ directory: String, _ name: String) -> String {
+        if name.hasPrefix("/") { return name }
+        if directory.isEmpty { return name }
+        return directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}

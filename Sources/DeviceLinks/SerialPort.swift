@@ -74,3 +74,38 @@ extension String {
         return s
     }
 }
+
+extension SerialPort {
+    /// A port libserialport can see, with its USB identity when it has one.
+    public struct Description: Sendable, Equatable {
+        public var path: String
+        public var usbSerialNumber: String?
+        public var usbVendorID: UInt16?
+        public var usbProductID: UInt16?
+    }
+
+    /// Every serial port on the machine (ptys are not listed: they are not under /sys/class/tty).
+    public static func enumerate() -> [Description] {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        guard sp_list_ports(&list).rawValue >= 0, let list else { return [] }
+        defer { sp_free_port_list(list) }
+        var result: [Description] = []
+        var index = 0
+        while let port = list[index] {
+            index += 1
+            guard let name = sp_get_port_name(port) else { continue }
+            var description = Description(path: String(cString: name))
+            if sp_get_port_transport(port) == SP_TRANSPORT_USB {
+                if let serial = sp_get_port_usb_serial(port) { description.usbSerialNumber = String(cString: serial) }
+                var vendor: Int32 = 0
+                var product: Int32 = 0
+                if sp_get_port_usb_vid_pid(port, &vendor, &product).rawValue >= 0 {
+                    description.usbVendorID = UInt16(truncatingIfNeeded: vendor)
+                    description.usbProductID = UInt16(truncatingIfNeeded: product)
+                }
+            }
+            result.append(description)
+        }
+        return result
+    }
+}

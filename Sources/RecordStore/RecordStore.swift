@@ -1,1 +1,176 @@
-// placeholder
+import Foundation
+import GRDB
+import SeparatorProtocol
+
+/// The daemon's durable record: every message, sample, alarm step, event, quarantined input and
+/// export file, in one SQLite database (WAL). Each write method is one transaction; when it returns
+/// the transaction is on disk (synchronous = FULL), so the daemon may ACK. See docs/store.md.
+public final class RecordStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// The newest schema version this build reads and writes.
+    public static var schemaVersion: Int { Schema.version }
+
+    private init(path: String, pool: DatabasePool) {
+        self.path = path
+        self.pool = pool
+    }
+
+    /// Opens (creating directories and file as needed) and migrates forward. Refuses a file written
+    /// by a newer schema. Runs off the Swift concurrency pool: opening and migrating do blocking I/O.
+    public static func open(path: String) async throws -> RecordStore {
+        try await offPool { try openSynchronously(path: path) }
+    }
+
+    private static func openSynchronously(path: String) throws -> RecordStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw RecordStoreError.cannotOpen(path: path, reason: "cannot create \(directory): \(error)")
+            }
+        }
+        var configuration = Configuration()
+        configuration.label = "RecordStore"
+        configuration.foreignKeysEnabled = true
+        // Another process (sqlite3, backup) may hold the lock briefly; wait instead of failing a commit.
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // WAL + NORMAL may lose the last commits on power loss; an ACKed message must survive.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw RecordStoreError.cannotOpen(path: path, reason: "\(error)")
+        }
+        do {
+            let migrator = Schema.migrator
+            let (applied, fileVersion) = try pool.read { db in
+                (try migrator.appliedIdentifiers(db), try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
+            }
+            let unknown = applied.subtracting(migrator.migrations).sorted()
+            if !unknown.isEmpty || fileVersion > Schema.version {
+                throw RecordStoreError.schemaTooNew(
+                    path: path, fileVersion: fileVersion, knownVersion: Schema.version, unknownMigrations: unknown)
+            }
+            try migrator.migrate(pool)
+        } catch {
+            try? pool.close()
+            if error is RecordStoreError { throw error }
+            throw RecordStoreError.cannotOpen(path: path, reason: "\(error)")
+        }
+        return RecordStore(path: path, pool: pool)
+    }
+
+    /// Copies the WAL into the database file and truncates the WAL (SQLite also checkpoints on its own
+    /// every ~1000 pages). Useful at shutdown or before a file-level backup.
+    public func checkpoint() async throws {
+        try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+    }
+
+    /// Closes every connection; later calls on this store throw. Waits for running operations.
+    public func close() async throws {
+        let pool = self.pool
+        try await Self.offPool { try pool.close() }
+    }
+
+    /// Runs blocking work on a GCD thread so the (2-thread) cooperative pool is never held.
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                continuation.resume(with: Result { try work() })
+            }
+        }
+    }
+
+    /// Tests only (via @testable): raw SQL against the file, e.g. to simulate a newer schema.
+    func executeForTesting(_ sql: String) async throws {
+        try await pool.writeWithoutTransaction { db in try db.execute(sql: sql) }
+    }
+}
+
+// MARK: - Column encodings
+
+enum Encoding {
+    /// Device time as ISO-8601 UTC text: sorts like the wire form and reads well in sqlite3.
+    static func text(_ t: DeviceTimestamp) -> String {
+        let w = Array(t.wire)
+        return String(w[0..<4]) + "-" + String(w[4..<6]) + "-" + String(w[6..<8]) + "T" + String(w[8..<10]) + ":"
+            + String(w[10..<12]) + ":" + String(w[12..<14]) + "Z"
+    }
+
+    static func deviceTimestamp(_ text: String?) -> DeviceTimestamp? {
+        guard let text else { return nil }
+        return DeviceTimestamp(wire: String(text.filter(\.isNumber)))
+    }
+
+    /// Nanoseconds, saturating: a monotonic reading never gets near the limit, but a bad one must not trap.
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflow2 ? (scaled < 0 ? .min : .max) : sum
+    }
+
+    private struct JSONValue: Codable {
+        var code: String?
+        var number: Double?
+        var text: String?
+        var unit: String
+    }
+
+    private static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        // Non-finite numbers must not make a commit fail (and so block the link); keep them as text.
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    private static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
+    static func settingsJSON(_ results: [ResultRecord]) throws -> String {
+        let values = results.map { r in
+            JSONValue(code: r.code.rawValue, number: r.value.number, text: r.value.text, unit: r.unit)
+        }
+        return String(decoding: try encoder().encode(values), as: UTF8.self)
+    }
+
+    static func settings(_ json: String?) -> [RunSetting]? {
+        guard let json, let values = try? decoder().decode([JSONValue].self, from: Data(json.utf8)) else { return nil }
+        return values.map { v in
+            RunSetting(
+                code: ParameterCode(v.code ?? ""), value: v.number.map { .number($0) } ?? .text(v.text ?? ""), unit: v.unit)
+        }
+    }
+
+    /// Extra telemetry keyed by code; a repeated code keeps its first value (as columns do), later ones get a suffix.
+    static func extraJSON(_ results: [ResultRecord]) throws -> String? {
+        guard !results.isEmpty else { return nil }
+        var object: [String: JSONValue] = [:]
+        for r in results {
+            var key = r.code.rawValue
+            var n = 2
+            while object[key] != nil {
+                key = "\(r.code.rawValue)#\(n)"
+                n += 1
+            }
+            object[key] = JSONValue(code: nil, number: r.value.number, text: r.value.text, unit: r.unit)
+        }
+        return String(decoding: try encoder().encode(object), as: UTF8.self)
+    }
+
+    /// Flags are stored comma-separated; a comma inside a flag would split it, so it becomes ';'.
+    static func flags(_ flags: [String]) -> String {
+        flags.map { $0.replacingOccurrences(of: ",", with: ";") }.filter { !$0.isEmpty }.joined(separator: ",")
+    }
+}

@@ -213,6 +213,20 @@ let shortText = bytes("H|\\^&|1\rM|1|OSTI|TICK|1\rL|1|N\r")
         #expect(receiver.receive(ENQ, now: .s(19)).sent == ACK)
     }
 
+    @Test func messageNotStoredLeavesTheLastFrameUnanswered() {
+        var receiver = session()
+        let actions = receiver.receive(E1381.frame(number: 1, text: shortText, isFinal: true), now: .s(1))
+        #expect(actions.messages == [shortText])
+        #expect(actions.sent.isEmpty)
+        #expect(receiver.messageNotStored(now: .s(2)).filter { if case .send = $0 { true } else { false } }.isEmpty)
+        #expect(!receiver.awaitingStore)
+        // The device times out and ends the session; a new session is accepted.
+        _ = receiver.receive(EOT, now: .s(16))
+        #expect(receiver.receive(ENQ, now: .s(17)).sent == ACK)
+        // A later messageStored for the abandoned message answers nothing.
+        #expect(receiver.messageStored(now: .s(18)).isEmpty)
+    }
+
     @Test func oversizedMessageIsDiscarded() {
         var receiver = session(.init(maxMessageBytes: 100))
         let text = bytes("H|\\^&|9\r" + String(repeating: "R|1|^^^X|1|||||F\r", count: 20)) + shortText

@@ -12,6 +12,16 @@ import Musl
 
 @main
 struct OptiaSim: ParsableCommand {
+    static func main() {
+        // A parent that handles SIGTERM itself (apheresisd, through
+        // ServiceLifecycle) sets it to ignored, and ignored signals survive
+        // exec: restore the defaults so the simulator can be stopped.
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
+        signal(SIGHUP, SIG_DFL)
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "optia-sim",
         abstract: "A simulated Spectra Optia-style cell separator speaking separator interface version 1.",

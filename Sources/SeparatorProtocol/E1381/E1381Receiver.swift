@@ -357,3 +357,20 @@ public struct E1381Receiver: Sendable {
         return actions
     }
 }
+
+extension E1381Receiver {
+    /// The caller could not store the message of the last `.messageReceived`
+    /// (the store is failing): its last frame is never answered, so the device
+    /// times out, ends the session and sends the message again later. The
+    /// receiver waits for that EOT, or for its frame timer.
+    public mutating func messageNotStored(now: Duration) -> [Action] {
+        guard awaitingStore else { return [] }
+        awaitingStore = false
+        if answerOnStore, phase == .awaitingStore {
+            answerOnStore = false
+            phase = .session
+            deadline = now + configuration.frameTimeout
+        }
+        return flush()
+    }
+}

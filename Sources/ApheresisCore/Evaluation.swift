@@ -1,0 +1,147 @@
+import Quantities
+import SeparatorProtocol
+
+/// A count of cells per volume, stored per cubic metre. The clinic reads
+/// white cell counts in 10^9/L.
+public struct CellConcentration: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var perCubicMetre: Double
+    public init(perCubicMetre: Double) { self.perCubicMetre = perCubicMetre }
+    /// 10^9/L = 10^9 per 10^-3 m^3.
+    public static func billionsPerLitre(_ value: Double) -> CellConcentration { CellConcentration(perCubicMetre: value * 1e12) }
+    public var billionsPerLitre: Double { perCubicMetre / 1e12 }
+    /// The number of cells in a volume of this concentration.
+    public static func * (c: CellConcentration, v: Volume) -> Double { c.perCubicMetre * v.cubicMetres }
+    public static func * (c: CellConcentration, k: Double) -> CellConcentration { CellConcentration(perCubicMetre: c.perCubicMetre * k) }
+    public static func < (a: CellConcentration, b: CellConcentration) -> Bool { a.perCubicMetre < b.perCubicMetre }
+    public var description: String { "\(billionsPerLitre) 10^9/L" }
+}
+
+/// A mass per kilogram of body weight (a cumulative citrate dose), stored as
+/// kg per kg (dimensionless). The clinic reads it in mg/kg.
+public struct WeightNormalisedMass: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var kilogramsPerKilogram: Double
+    public init(kilogramsPerKilogram: Double) { self.kilogramsPerKilogram = kilogramsPerKilogram }
+    public init(mass: Mass, bodyMass: Mass) { self.kilogramsPerKilogram = mass.kilograms / bodyMass.kilograms }
+    public static func milligramsPerKilogram(_ value: Double) -> WeightNormalisedMass { WeightNormalisedMass(kilogramsPerKilogram: value * 1e-6) }
+    public var milligramsPerKilogram: Double { kilogramsPerKilogram * 1e6 }
+    public static func < (a: WeightNormalisedMass, b: WeightNormalisedMass) -> Bool { a.kilogramsPerKilogram < b.kilogramsPerKilogram }
+    public var description: String { "\(milligramsPerKilogram) mg/kg" }
+}
+
+/// What a sample is marked with for the store. The sample is always kept.
+public enum DataQualityFlag: Hashable, Sendable {
+    /// A cumulative value lower than in the previous sample (wire values, wire unit).
+    case decreasing(ParameterCode, previous: Double, current: Double)
+    /// A value outside its physical range (`range` in the wire unit); a
+    /// negative rate is one of these.
+    case outOfRange(ParameterCode, value: Double, range: ClosedRange<Double>)
+    /// A value carried in another unit than the interface defines: not used.
+    case unexpectedUnit(ParameterCode, unit: String)
+    /// The device clock advanced by `deviceAdvance` seconds where RUN_TIME and
+    /// the daemon's clock advanced by `runTimeAdvance` / `receivedAdvance`.
+    case clockJump(deviceAdvance: Seconds, runTimeAdvance: Seconds?, receivedAdvance: Seconds)
+
+    /// The alarm class the flag belongs to.
+    public var alarmCode: AlarmCode {
+        switch self {
+        case .decreasing: .dataDecreasing
+        case .outOfRange, .unexpectedUnit: .dataRange
+        case .clockJump: .dataClockJump
+        }
+    }
+}
+
+/// What the daemon recomputes from the cumulative volumes, in SI types.
+/// nil where the data needed is missing or the window is not yet judged.
+public struct DerivedValues: Hashable, Sendable {
+    /// RUN_TIME of the latest sample.
+    public var runTime: Seconds?
+    public var isPaused: Bool = false
+    public var isRinsingBack: Bool = false
+
+    /// Recomputed inlet:AC ratio over the window (ΔINLET_VOL/ΔAC_VOL); nil when
+    /// the window is not judgeable or the AC pump delivered nothing.
+    public var windowRatio: Double?
+    /// Inlet flowed in the window but no ACD-A was drawn: the ratio is unbounded.
+    public var acPumpDeliveringNothing: Bool = false
+    /// Recomputed inlet:AC ratio over the whole run (INLET_VOL/AC_VOL).
+    public var runRatio: Double?
+    /// The device's AC_RATIO, as reported.
+    public var deviceRatio: Double?
+    /// |device - recomputed| / recomputed; 1 when the recomputed ratio is unbounded.
+    public var ratioDisagreementFraction: Double?
+
+    /// Increase of AC_TO_PATIENT per unit of RUN_TIME over the AC infusion window.
+    public var acToPatientFlow: VolumeFlowRate?
+    public var acInfusionRate: BloodVolumeNormalisedRate?
+    public var citrateLoadRate: WeightNormalisedMassRate?
+    /// Citrate infused so far (AC_TO_PATIENT x citrate content).
+    public var citrateInfused: Mass?
+    public var citrateLoadTotal: WeightNormalisedMass?
+
+    public var inletVolume: Volume?
+    public var acVolume: Volume?
+    public var acToPatient: Volume?
+    public var wholeBloodProcessed: Volume?
+    /// Recomputed WB_VOL / TBV.
+    public var bloodVolumesProcessed: Double?
+    /// The device's TBV_PROCESSED, as reported.
+    public var deviceBloodVolumesProcessed: Double?
+    public var collectedVolume: Volume?
+    public var collectedFractionOfTBV: Double?
+    public var extracorporealFractionOfTBV: Double?
+
+    public init() {}
+}
+
+/// When a target will be reached at the present rate.
+public struct TargetPrediction: Hashable, Sendable {
+    public var target: Double
+    public var current: Double
+    /// Run time still needed at the present rate (zero once reached).
+    public var remaining: Seconds
+    /// RUN_TIME at which it is (or was, by then) reached.
+    public var projectedRunTime: Seconds
+    public var reached: Bool
+    public init(target: Double, current: Double, remaining: Seconds, projectedRunTime: Seconds, reached: Bool) {
+        self.target = target
+        self.current = current
+        self.remaining = remaining
+        self.projectedRunTime = projectedRunTime
+        self.reached = reached
+    }
+}
+
+public struct Predictions: Hashable, Sendable {
+    /// The profile's collect target (mL in `target`/`current`).
+    public var collectTarget: TargetPrediction?
+    /// TARGET_WB_VOL (mL).
+    public var wholeBloodTarget: TargetPrediction?
+    /// TARGET_TBV (blood volumes).
+    public var bloodVolumesTarget: TargetPrediction?
+    /// Whole blood the yield prediction assumes will have been processed by the end.
+    public var wholeBloodToProcess: Volume?
+    /// Patient CD3+ concentration assumed: PRE_WBC x assumed CD3+ fraction.
+    public var assumedCD3Concentration: CellConcentration?
+    /// Expected CD3+ cells in the product at the end (a count).
+    public var expectedCD3Yield: Double?
+    public init() {}
+}
+
+public struct Evaluation: Hashable, Sendable {
+    public var transitions: [AlarmTransition]
+    /// Marks for this sample; the sample is always kept.
+    public var sampleQuality: [DataQualityFlag]
+    public var derived: DerivedValues
+    public var predictions: Predictions
+    /// INFO comments from an ALARM message.
+    public var deviceNotices: [DeviceNotice]
+    public init(transitions: [AlarmTransition] = [], sampleQuality: [DataQualityFlag] = [], derived: DerivedValues = DerivedValues(),
+                predictions: Predictions = Predictions(), deviceNotices: [DeviceNotice] = []) {
+        self.transitions = transitions
+        self.sampleQuality = sampleQuality
+        self.derived = derived
+        self.predictions = predictions
+        self.deviceNotices = deviceNotices
+    }
+}

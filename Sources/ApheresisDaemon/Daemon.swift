@@ -1,0 +1,87 @@
+import ApheresisCore
+import DaemonConfiguration
+import Foundation
+import Logging
+import NIOPosix
+import RecordStore
+import ServiceLifecycle
+import SystemdSupport
+
+/// The daemon: opens the store, then runs every device's service, the store
+/// heartbeat and the systemd notifier in one service group with graceful
+/// shutdown on SIGTERM and SIGINT.
+public struct Daemon: Sendable {
+    let configuration: DaemonConfiguration
+    let environment: [String: String]
+    let logger: Logger
+
+    public init(configuration: DaemonConfiguration, environment: [String: String], logger: Logger) {
+        self.configuration = configuration
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stateDirectory = configuration.stateDirectory
+        try await NIOThreadPool.singleton.runIfActive {
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        }
+        let store = try await RecordStore.open(path: configuration.databasePath)
+        logger.notice("store open: \(configuration.databasePath)")
+        let health = HealthBoard()
+        let notifier = SystemdNotifier(environment: environment)
+        let group = MultiThreadedEventLoopGroup.singleton
+
+        var services: [any Service] = []
+        for device in configuration.devices {
+            let settings = DeviceService.Settings(
+                reconnectInitial: device.reconnectInitial, reconnectMax: device.reconnectMax,
+                silenceTimeout: device.silenceTimeout)
+            func wireDevice(_ source: any LinkSource) -> DeviceService {
+                DeviceService(
+                    name: device.name, source: source,
+                    pipeline: MessagePipeline(
+                        deviceName: device.name, store: store, profiles: configuration.profiles, health: health, logger: logger),
+                    group: group, health: health, settings: settings, logger: logger)
+            }
+            switch device.transport {
+            case .serial(let path, let usbSerial, let usbID, let baud):
+                let selector: SerialLinkSource.Selector =
+                    if let path { .path(path) } else if let usbSerial { .usbSerialNumber(usbSerial) } else {
+                        .usbVendorProduct(vendor: usbID?.vendorID ?? 0, product: usbID?.productID ?? 0)
+                    }
+                services.append(wireDevice(SerialLinkSource(selector: selector, baud: baud)))
+            case .pty(let path):
+                services.append(wireDevice(TerminalLinkSource(path: path)))
+            case .tcp(let host, let port):
+                services.append(wireDevice(TCPLinkSource(host: host, port: port)))
+            case .export(let directory):
+                services.append(
+                    ExportDirectoryService(
+                        name: device.name, directory: directory, store: store, profiles: configuration.profiles,
+                        health: health, logger: logger))
+            case .simulator(let scenario, let speed, let seed):
+                let link = "\(stateDirectory)/\(device.name).pty"
+                services.append(
+                    SimulatorChildService(
+                        executable: SimulatorChildService.locateExecutable(environment: environment), scenario: scenario,
+                        speed: speed, seed: seed, linkPath: link, statePath: "\(stateDirectory)/\(device.name).sim-state",
+                        logger: logger))
+                services.append(wireDevice(TerminalLinkSource(path: link)))
+            }
+        }
+        let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
+        services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))
+        // Last: ServiceGroup stops services in reverse order, so systemd hears STOPPING first.
+        services.append(SystemdService(notifier: notifier, health: health, logger: logger))
+
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await serviceGroup.run()
+        try await store.close()
+        logger.notice("stopped")
+    }
+}

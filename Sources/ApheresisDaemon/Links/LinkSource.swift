@@ -1,0 +1,101 @@
+import DeviceLinks
+import NIOCore
+import NIOPosix
+
+/// A byte stream to one separator, whatever carries it. Connecting may fail;
+/// the device service retries with capped backoff.
+protocol LinkSource: Sendable {
+    /// What to call the link in logs and status ("/dev/optia-1", "10.1.2.3:4001").
+    var description: String { get }
+    func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer>
+}
+
+/// A terminal device opened with POSIX calls: a pseudo-terminal (the bundled
+/// simulator, socat, serial-over-IP bridges), which libserialport cannot open.
+struct TerminalLinkSource: LinkSource {
+    var path: String
+    var description: String { path }
+
+    func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        // Non-blocking open of a terminal returns at once.
+        let fd = try PseudoTerminal.openTerminal(path: path, baud: nil)
+        return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    }
+}
+
+/// A real serial port through libserialport, found by path (symlinks resolved)
+/// or by the USB adapter's serial number or VID:PID.
+struct SerialLinkSource: LinkSource {
+    enum Selector: Sendable, Equatable {
+        case path(String)
+        case usbSerialNumber(String)
+        case usbVendorProduct(vendor: UInt16, product: UInt16)
+    }
+
+    var selector: Selector
+    var baud: Int
+
+    var description: String {
+        switch selector {
+        case .path(let path): "\(path) @\(baud)"
+        case .usbSerialNumber(let serial): "usb serial \(serial) @\(baud)"
+        case .usbVendorProduct(let vendor, let product): "usb \(hex4(vendor)):\(hex4(product)) @\(baud)"
+        }
+    }
+
+    func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let path: String
+        switch selector {
+        case .path(let p): path = p
+        case .usbSerialNumber(let serial):
+            guard let port = SerialPort.enumerate().first(where: { $0.usbSerialNumber == serial }) else {
+                throw LinkError("no USB serial adapter with serial number \(serial) is plugged in")
+            }
+            path = port.path
+        case .usbVendorProduct(let vendor, let product):
+            let matches = SerialPort.enumerate().filter { $0.usbVendorID == vendor && $0.usbProductID == product }
+            guard let port = matches.first else {
+                throw LinkError("no USB serial adapter \(hex4(vendor)):\(hex4(product)) is plugged in")
+            }
+            guard matches.count == 1 else {
+                throw LinkError("\(matches.count) adapters \(hex4(vendor)):\(hex4(product)) are plugged in (\(matches.map(\.path).joined(separator: ", "))): name the device by path or USB serial number")
+            }
+            path = port.path
+        }
+        // SerialPort.open hands over a dup() of libserialport's descriptor.
+        let fd = try SerialPort.open(path: path, baud: baud)
+        return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    }
+}
+
+/// TCP: the device (or a serial-to-Ethernet bridge) listens, the daemon connects.
+struct TCPLinkSource: LinkSource {
+    var host: String
+    var port: Int
+    var description: String { "\(host):\(port)" }
+
+    func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+}
+
+func hex4(_ value: UInt16) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+}

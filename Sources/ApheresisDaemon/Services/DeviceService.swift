@@ -1,0 +1,238 @@
+import Logging
+import NIOCore
+import SeparatorProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// One separator on one wire link: connects (with capped backoff), runs the
+/// E1381 receiver on the byte stream, and hands every complete message to the
+/// pipeline, answering its last frame only once the pipeline has stored it.
+/// Link state changes are logged, counted and passed to the run watchers.
+final class DeviceService: Service, Sendable {
+    struct Settings: Sendable {
+        var reconnectInitial: Duration = .milliseconds(200)
+        var reconnectMax: Duration = .seconds(30)
+        /// No byte at all for this long while connected: the link is stale.
+        var silenceTimeout: Duration = .seconds(60)
+        /// How long to let the device finish its message after shutdown begins.
+        var shutdownGrace: Duration = .seconds(5)
+    }
+
+    let name: String
+    let source: any LinkSource
+    let pipeline: MessagePipeline
+    let group: EventLoopGroup
+    let health: HealthBoard
+    let settings: Settings
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    init(
+        name: String, source: any LinkSource, pipeline: MessagePipeline, group: EventLoopGroup,
+        health: HealthBoard, settings: Settings, logger: Logger
+    ) {
+        self.name = name
+        self.source = source
+        self.pipeline = pipeline
+        self.group = group
+        self.health = health
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: "device"] = "\(name)"
+        self.logger = logger
+        health.register(name, link: source.description)
+    }
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await connectLoop()
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    private var isStopping: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }
+
+    private func connectLoop() async throws {
+        var backoff = settings.reconnectInitial
+        var attempts = 0
+        while !isStopping {
+            health.loopProgressed(name, at: DaemonClock.monotonic)
+            let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+            do {
+                channel = try await source.connect(group: group)
+            } catch {
+                attempts += 1
+                let reason = "\(error)"
+                health.update(name) {
+                    $0.state = .down
+                    $0.lastError = reason
+                }
+                if attempts == 1 || attempts % 20 == 0 {
+                    logger.warning("cannot open link \(source.description): \(reason); retrying", metadata: ["attempts": "\(attempts)"])
+                }
+                await sleepWatchingShutdown(backoff)
+                backoff = min(backoff * 2, settings.reconnectMax)
+                continue
+            }
+            if attempts > 0 || health.snapshot.devices[name]?.reconnects ?? 0 > 0 {
+                health.update(name) { $0.reconnects += 1 }
+            }
+            attempts = 0
+            backoff = settings.reconnectInitial
+            health.update(name) {
+                $0.state = .up
+                $0.lastError = nil
+            }
+            logger.notice("link up: \(source.description)")
+            await pipeline.linkChanged(up: true, now: DaemonClock.monotonic)
+
+            let ending = await serve(channel)
+
+            health.update(name) {
+                $0.state = ending == .silence ? .stale : .down
+                $0.lastError = ending.description
+            }
+            if isStopping { break }
+            logger.warning("link down: \(source.description): \(ending)")
+            await pipeline.linkChanged(up: false, now: DaemonClock.monotonic)
+            await sleepWatchingShutdown(settings.reconnectInitial)
+        }
+    }
+
+    /// Sleeps in short steps so the watchdog sees the loop alive and shutdown is prompt.
+    private func sleepWatchingShutdown(_ duration: Duration) async {
+        let end = DaemonClock.monotonic + duration
+        while !isStopping, DaemonClock.monotonic < end {
+            health.loopProgressed(name, at: DaemonClock.monotonic)
+            try? await Task.sleep(for: min(.milliseconds(250), end - DaemonClock.monotonic))
+        }
+    }
+
+    enum Ending: Equatable, CustomStringConvertible {
+        case closedByDevice
+        case error(String)
+        case silence
+        case shutdown
+
+        var description: String {
+            switch self {
+            case .closedByDevice: "the device side closed"
+            case .error(let e): e
+            case .silence: "no byte received for too long"
+            case .shutdown: "daemon shutting down"
+            }
+        }
+    }
+
+    private enum Input: Sendable {
+        case bytes(ByteBuffer)
+        case closed(String?)
+        case tick
+    }
+
+    /// Runs one connection until it ends.
+    private func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async -> Ending {
+        let underlying = channel.channel
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                let (inputs, continuation) = AsyncStream<Input>.makeStream(bufferingPolicy: .unbounded)
+                return await withTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask {
+                        do {
+                            for try await buffer in inbound { continuation.yield(.bytes(buffer)) }
+                            continuation.yield(.closed(nil))
+                        } catch {
+                            continuation.yield(.closed("\(error)"))
+                        }
+                    }
+                    tasks.addTask {
+                        // Timers of the receiver and the run watchers, and the
+                        // watchdog's proof of life, all ride on this tick.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(250))
+                            continuation.yield(.tick)
+                        }
+                    }
+                    let ending = await receiveLoop(inputs, outbound: outbound)
+                    // Closing ends the inbound sequence, which task cancellation alone does not.
+                    underlying.close(promise: nil)
+                    tasks.cancelAll()
+                    continuation.finish()
+                    return ending
+                }
+            }
+        } catch {
+            return .error("\(error)")
+        }
+    }
+
+    private func receiveLoop(_ inputs: AsyncStream<Input>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async -> Ending {
+        var receiver = E1381Receiver()
+        var lastByte = DaemonClock.monotonic
+        var shutdownSince: Duration?
+        for await input in inputs {
+            let now = DaemonClock.monotonic
+            health.loopProgressed(name, at: now)
+            do {
+                switch input {
+                case .bytes(let buffer):
+                    lastByte = now
+                    let actions = buffer.withUnsafeReadableBytes { receiver.receive($0, now: now) }
+                    try await perform(actions, receiver: &receiver, outbound: outbound)
+                case .closed(let error):
+                    return error.map { .error($0) } ?? .closedByDevice
+                case .tick:
+                    if isStopping {
+                        if shutdownSince == nil {
+                            shutdownSince = now
+                            receiver.stopAccepting()
+                        }
+                        // Finished when no message is half-received, or after the grace period:
+                        // anything unanswered is resent by the device later.
+                        if !receiver.awaitingStore && receiver.deadline == nil { return .shutdown }
+                        if let since = shutdownSince, now - since > settings.shutdownGrace { return .shutdown }
+                    }
+                    if let deadline = receiver.deadline, now >= deadline {
+                        try await perform(receiver.timeout(now: now), receiver: &receiver, outbound: outbound)
+                    }
+                    await pipeline.checkStaleness(now: now)
+                    if now - lastByte > settings.silenceTimeout { return .silence }
+                }
+            } catch {
+                return .error("\(error)")
+            }
+        }
+        return .closedByDevice
+    }
+
+    private func perform(
+        _ actions: [E1381Receiver.Action], receiver: inout E1381Receiver,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws {
+        var queue = actions[...]
+        while let action = queue.popFirst() {
+            switch action {
+            case .send(let bytes):
+                try await outbound.write(ByteBuffer(bytes: bytes))
+            case .messageReceived(let text):
+                let now = DaemonClock.monotonic
+                if await pipeline.ingest(text, now: now) {
+                    queue += receiver.messageStored(now: DaemonClock.monotonic)
+                } else {
+                    queue += receiver.messageNotStored(now: DaemonClock.monotonic)
+                }
+            case .event(let event):
+                switch event {
+                case .frameRejected(let error):
+                    health.update(name) { $0.framesRejected += 1 }
+                    logger.debug("frame rejected: \(error)")
+                case .partialMessageDiscarded(let reason):
+                    logger.info("partial message discarded: \(reason)")
+                default:
+                    logger.trace("e1381: \(event)")
+                }
+            }
+        }
+    }
+}

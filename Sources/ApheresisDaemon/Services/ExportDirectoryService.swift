@@ -1,0 +1,189 @@
+import ApheresisCore
+import Crypto
+import Foundation
+import Logging
+import NIOPosix
+import RecordStore
+import SeparatorProtocol
+import ServiceLifecycle
+
+/// Watches a directory the separator exports finished runs into. Each file is
+/// ingested once (the store keys files by content hash, runs by device and run
+/// id), through the same store path as live messages, so a run seen live and
+/// later as a file stays one run. Temporary names (leading dot, `.part`,
+/// `.tmp`) are ignored: the device renames a file when it is complete. A
+/// malformed file is moved into `rejected/` with the reason written beside it.
+final class ExportDirectoryService: Service, Sendable {
+    let name: String
+    let directory: String
+    let store: RecordStore
+    let profiles: [LimitProfile]
+    let health: HealthBoard
+    let logger: Logger
+    let pollInterval: Duration
+
+    init(
+        name: String, directory: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard,
+        logger: Logger, pollInterval: Duration = .seconds(1)
+    ) {
+        self.name = name
+        self.directory = directory
+        self.store = store
+        self.profiles = profiles
+        self.health = health
+        var logger = logger
+        logger[metadataKey: "device"] = "\(name)"
+        self.logger = logger
+        self.pollInterval = pollInterval
+        health.register(name, link: "export \(directory)")
+    }
+
+    struct FileKey: Hashable, Sendable {
+        var name: String
+        var size: Int
+        var modified: Double
+    }
+
+    func run() async throws {
+        var seen: Set<FileKey> = []
+        var reportedMissing = false
+        while !Task.isCancelledOrShuttingDown {
+            health.loopProgressed(name, at: DaemonClock.monotonic)
+            do {
+                let candidates = try await NIOThreadPool.singleton.runIfActive { [directory] in
+                    try Self.listCandidates(directory)
+                }
+                health.update(name) {
+                    $0.state = .up
+                    $0.lastError = nil
+                }
+                reportedMissing = false
+                for file in candidates where !seen.contains(file) {
+                    if await ingest(file) { seen.insert(file) }
+                }
+            } catch {
+                health.update(name) {
+                    $0.state = .down
+                    $0.lastError = "\(error)"
+                }
+                if !reportedMissing { logger.warning("cannot read export directory \(directory): \(error)") }
+                reportedMissing = true
+            }
+            try? await Task.sleep(for: pollInterval)
+        }
+    }
+
+    static func isTemporary(_ name: String) -> Bool {
+        name.hasPrefix(".") || name.hasSuffix(".part") || name.hasSuffix(".tmp") || name.hasSuffix("~")
+    }
+
+    static func listCandidates(_ directory: String) throws -> [FileKey] {
+        let manager = FileManager.default
+        return try manager.contentsOfDirectory(atPath: directory).sorted().compactMap { name in
+            guard !isTemporary(name), name.lowercased().hasSuffix(".csv") else { return nil }
+            let attributes = try? manager.attributesOfItem(atPath: directory + "/" + name)
+            guard attributes?[.type] as? FileAttributeType == .typeRegular else { return nil }
+            return FileKey(
+                name: name, size: (attributes?[.size] as? Int) ?? 0,
+                modified: (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+        }
+    }
+
+    /// Returns true when the file is dealt with (ingested, known, or moved aside).
+    private func ingest(_ file: FileKey) async -> Bool {
+        let path = directory + "/" + file.name
+        let bytes: [UInt8]
+        do {
+            bytes = try await NIOThreadPool.singleton.runIfActive { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+        } catch {
+            logger.warning("cannot read export file \(path): \(error)")
+            return false
+        }
+        let hash = SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(2) }.joined()
+        let wall = DaemonClock.wallMilliseconds
+        let export: ExportRun
+        do {
+            export = try ExportCSV.decode(String(decoding: bytes, as: UTF8.self))
+        } catch {
+            if case .incomplete = error.reason, Date().timeIntervalSince1970 - file.modified < 30 {
+                // No #END yet: a device that writes in place instead of renaming may
+                // still be writing. Unchanged for 30 s, it is cut short: rejected.
+                logger.debug("export file \(file.name) is not complete yet")
+                return false
+            }
+            await reject(file.name, path: path, hash: hash, bytes: bytes, reason: error.description, wall: wall)
+            return true
+        }
+        do {
+            let outcome = try await store.ingestExport(export, path: path, contentSHA256: hash, atUnixMilliseconds: wall)
+            health.storeWrote(at: DaemonClock.monotonic)
+            switch outcome {
+            case .ingested(let runRef, let newSamples):
+                health.update(name) {
+                    $0.messagesStored += 1
+                    $0.serialNumber = export.device.serialNumber
+                }
+                logger.notice(
+                    "ingested export file \(file.name): run \(export.runID), \(newSamples) new sample(s) of \(export.rows.count)",
+                    metadata: ["device_serial": "\(export.device.serialNumber)", "run_id": "\(export.runID)"])
+                if newSamples == export.rows.count { await recordAlarms(of: export, runRef: runRef) }
+            case .duplicateFile:
+                logger.info("export file \(file.name) was ingested before (same content)")
+            }
+            return true
+        } catch {
+            health.storeFailed("\(error)")
+            logger.error("cannot store export file \(file.name): \(error); will retry")
+            return false
+        }
+    }
+
+    /// A run known only from its file is watched after the fact: the same
+    /// watcher as live runs, so its alarms are in the record too.
+    private func recordAlarms(of export: ExportRun, runRef: Int64) async {
+        let messages = export.messages()
+        guard let start = messages.first(where: { $0.kind == .runStart }) else { return }
+        let profile = RunMonitor.profile(for: start, from: profiles)
+        var monitor = RunMonitor(runStart: start, profile: profile, receivedAt: .zero)
+        var transitions = monitor.initialTransitions
+        for (index, message) in messages.enumerated() where message.kind != .runStart {
+            // Receive times are unknown for a file: space them by the message index.
+            transitions += monitor.ingest(message, receivedAt: .seconds(index)).transitions
+        }
+        let changes = transitions.compactMap(AlarmChange.init)
+        guard !changes.isEmpty else { return }
+        do {
+            try await store.recordAlarmChanges(
+                deviceSerial: export.device.serialNumber, runID: export.runID, changes: changes,
+                atUnixMilliseconds: DaemonClock.wallMilliseconds)
+        } catch {
+            logger.error("cannot record the alarms of exported run \(export.runID): \(error)")
+        }
+    }
+
+    private func reject(_ name: String, path: String, hash: String, bytes: [UInt8], reason: String, wall: Int64) async {
+        logger.error("export file \(name) is malformed, moved to rejected/: \(reason)")
+        do {
+            try await store.recordMalformedExport(path: path, contentSHA256: hash, reason: reason, raw: bytes, atUnixMilliseconds: wall)
+        } catch {
+            logger.error("cannot record the malformed export file \(name): \(error)")
+        }
+        let rejected = directory + "/rejected"
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                let manager = FileManager.default
+                try manager.createDirectory(atPath: rejected, withIntermediateDirectories: true)
+                var target = rejected + "/" + name
+                if manager.fileExists(atPath: target) { target += ".\(wall)" }
+                try manager.moveItem(atPath: path, toPath: target)
+                try Data("\(reason)\n".utf8).write(to: URL(fileURLWithPath: target + ".reason.txt"))
+            }
+        } catch {
+            logger.error("cannot move the malformed export file \(name) aside: \(error)")
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import ServiceLifecycle
+
+/// The demo's separator: the bundled optia-sim as a child process over a
+/// pseudo-terminal, started again for a new run when one finishes. The daemon
+/// reads it through an ordinary terminal link on the stable `--link` path.
+final class SimulatorChildService: Service, Sendable {
+    let executable: String
+    let scenario: String
+    let speed: Double
+    let seed: UInt64
+    let linkPath: String
+    let statePath: String
+    let logger: Logger
+
+    init(executable: String, scenario: String, speed: Double, seed: UInt64, linkPath: String, statePath: String, logger: Logger) {
+        self.executable = executable
+        self.scenario = scenario
+        self.speed = speed
+        self.seed = seed
+        self.linkPath = linkPath
+        self.statePath = statePath
+        self.logger = logger
+    }
+
+    /// optia-sim next to the running daemon (as `swift build` and an install
+    /// put them), or $OPTIA_SIM.
+    static func locateExecutable(environment: [String: String]) -> String {
+        if let explicit = environment["OPTIA_SIM"] { return explicit }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("optia-sim").path
+    }
+
+    func run() async throws {
+        var runNumber: UInt64 = 0
+        try await withGracefulShutdownHandler {
+            while !Task.isCancelledOrShuttingDown {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = [
+                    "run", scenario, "--pty", "--link", linkPath, "--speed", String(speed),
+                    "--seed", String(seed &+ runNumber), "--state", statePath,
+                ]
+                process.standardOutput = FileHandle.nullDevice
+                let exited = AsyncStream<Int32>.makeStream()
+                process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
+                do {
+                    try process.run()
+                } catch {
+                    logger.error("cannot start the simulator \(executable): \(error)")
+                    throw error
+                }
+                logger.notice("simulator started: \(scenario) at \(speed)x on \(linkPath)")
+                let status = await withTaskCancellationOrGracefulShutdownHandler {
+                    await exited.stream.first { _ in true } ?? -1
+                } onCancelOrGracefulShutdown: {
+                    process.terminate()
+                    // Its state file makes a kill harmless; do not wait on a child that lingers.
+                    let pid = process.processIdentifier
+                    Task {
+                        try? await Task.sleep(for: .seconds(2))
+                        if process.isRunning { kill(pid, SIGKILL) }
+                    }
+                }
+                if Task.isCancelledOrShuttingDown { break }
+                logger.notice("simulator finished its run (status \(status)); next run in 5 s")
+                runNumber += 1
+                try? await Task.sleep(for: .seconds(5))
+            }
+        } onGracefulShutdown: {}
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+}

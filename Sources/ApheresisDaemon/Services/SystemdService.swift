@@ -1,0 +1,98 @@
+import Logging
+import RecordStore
+import ServiceLifecycle
+import SystemdSupport
+
+/// Talks to systemd: READY=1 once the store is open and every link's loop has
+/// started, STATUS= a one-line summary, WATCHDOG=1 only while every receive
+/// loop and the store writer are making progress, STOPPING=1 first thing on
+/// shutdown. Listed last in the service group, so it is the first to hear of
+/// shutdown (ServiceGroup stops services in reverse order).
+final class SystemdService: Service, Sendable {
+    let notifier: SystemdNotifier
+    let health: HealthBoard
+    let logger: Logger
+
+    init(notifier: SystemdNotifier, health: HealthBoard, logger: Logger) {
+        self.notifier = notifier
+        self.health = health
+        self.logger = logger
+    }
+
+    /// How often to look, and how recent progress must be, for a watchdog interval.
+    static func cadence(watchdog: Duration?) -> (tick: Duration, window: Duration) {
+        guard let watchdog else { return (.seconds(2), .seconds(30)) }
+        return (min(max(watchdog / 4, .milliseconds(100)), .seconds(5)), watchdog / 2)
+    }
+
+    func run() async throws {
+        let (tick, window) = Self.cadence(watchdog: notifier.watchdogInterval)
+        // "Links started": every device loop has gone round once (a link that
+        // cannot connect does not hold READY back: its loop still runs).
+        let start = DaemonClock.monotonic
+        while !Task.isCancelledOrShuttingDown, DaemonClock.monotonic - start < .seconds(5) {
+            let s = health.snapshot
+            if s.lastStoreWrite != nil, s.devices.values.allSatisfy({ $0.lastProgress != nil }) { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        notifier.ready(status: health.statusLine)
+        logger.notice("ready: \(health.statusLine)")
+        var lastStatus = ""
+        await withGracefulShutdownHandler {
+            while !Task.isCancelledOrShuttingDown {
+                let now = DaemonClock.monotonic
+                if notifier.watchdogInterval != nil {
+                    if health.isHealthy(now: now, window: window) {
+                        notifier.watchdog()
+                    } else {
+                        logger.warning("withholding WATCHDOG=1: a receive loop or the store writer has made no progress in \(window)")
+                    }
+                }
+                let status = health.statusLine
+                if status != lastStatus {
+                    notifier.status(status)
+                    lastStatus = status
+                }
+                try? await Task.sleep(for: tick)
+            }
+        } onGracefulShutdown: {
+            self.notifier.stopping(status: "stopping: finishing messages in flight")
+        }
+    }
+}
+
+/// Proves the store writer is alive: a small write transaction at a steady
+/// pace. A store that is locked or stuck stops these, and with them WATCHDOG=1.
+final class StoreHeartbeatService: Service, Sendable {
+    let pipelineStore: RecordStore
+    let health: HealthBoard
+    let interval: Duration
+    let logger: Logger
+
+    init(store: RecordStore, health: HealthBoard, interval: Duration, logger: Logger) {
+        pipelineStore = store
+        self.health = health
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func run() async throws {
+        var failing = false
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                let totals = try await pipelineStore.heartbeat(atUnixMilliseconds: DaemonClock.wallMilliseconds)
+                health.storeWrote(at: DaemonClock.monotonic)
+                health.setTotals(openRuns: totals.openRuns, activeAlarms: totals.activeAlarms)
+                if failing {
+                    logger.notice("store writes again")
+                    failing = false
+                }
+            } catch {
+                health.storeFailed("\(error)")
+                if !failing { logger.error("store write failed: \(error)") }
+                failing = true
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `apheresisd` as a real child process with its own state directory and
+/// configuration file; stderr kept in a file for failure messages.
+final class DaemonProcess {
+    let process = Process()
+    let directory: URL
+    let configPath: URL
+    let stderrPath: URL
+    var databasePath: String { directory.appendingPathComponent("state/apheresisd.sqlite").path }
+
+    static var executable: URL { Paths.simulator.deletingLastPathComponent().appendingPathComponent("apheresisd") }
+
+    /// Writes `config` (TOML; `STATE` is replaced by the state directory) and starts the daemon.
+    init(config: String, directory: URL, environment: [String: String] = [:]) throws {
+        self.directory = directory
+        configPath = directory.appendingPathComponent("apheresisd.toml")
+        let state = directory.appendingPathComponent("state").path
+        try config.replacingOccurrences(of: "STATE", with: state).write(to: configPath, atomically: true, encoding: .utf8)
+        stderrPath = directory.appendingPathComponent("apheresisd-\(UUID().uuidString.prefix(6)).stderr")
+        _ = FileManager.default.createFile(atPath: stderrPath.path, contents: nil)
+        guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
+            throw SimulatorFailure(description: "apheresisd not found at \(Self.executable.path): run `swift build` first")
+        }
+        process.executableURL = Self.executable
+        process.arguments = ["--config", configPath.path]
+        var env = ProcessInfo.processInfo.environment
+        env["OPTIA_SIM"] = Paths.simulator.path
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: stderrPath)
+        try process.run()
+    }
+
+    var stderrText: String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM and wait: the daemon must exit 0.
+    func stop(timeout: Duration = .seconds(30)) throws {
+        guard process.isRunning else {
+            throw SimulatorFailure(description: "apheresisd had already exited (status \(process.terminationStatus)): \(stderrText.suffix(3000))")
+        }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            throw SimulatorFailure(description: "apheresisd did not stop within \(timeout) of SIGTERM: \(stderrText.suffix(3000))")
+        }
+        guard process.terminationStatus == 0 else {
+            throw SimulatorFailure(description: "apheresisd exited with status \(process.terminationStatus): \(stderrText.suffix(3000))")
+        }
+    }
+
+    func killHard() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// Waits until `condition` holds, polling; fails with `message` after `timeout`.
+func eventually(_ message: @autoclosure () -> String, timeout: Duration = .seconds(60), _ condition: () throws -> Bool) throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return }
+        usleep(50_000)
+    }
+    throw SimulatorFailure(description: "timed out after \(timeout): \(message())")
+}
+
+/// A real systemd notification socket: an AF_UNIX datagram socket the daemon
+/// finds through NOTIFY_SOCKET, as systemd's own would be.
+final class NotifyListener {
+    let path: String
+    private let fd: Int32
+    private(set) var datagrams: [String] = []
+
+    init(directory: URL) throws {
+        path = directory.appendingPathComponent("notify.sock").path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SimulatorFailure(description: "socket: \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw SimulatorFailure(description: "bind \(path): \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads every datagram that arrives within `wait`.
+    func drain(wait: Duration) {
+        let deadline = ContinuousClock.now + wait
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 50) > 0 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { datagrams.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
+        }
+    }
+
+    /// The `NAME=value` assignments received, in order.
+    var assignments: [String] { datagrams.flatMap { $0.split(separator: "\n").map(String.init) } }
+}
