@@ -2,10 +2,9 @@
 # Debian packages the build needs first (as root, or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev
+APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
-SPEED ?= 120
 
 .PHONY: deps build demo test clean
 
@@ -20,15 +19,13 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Until the daemon lands, the demo plays a scenario over a pseudo-terminal
-# into the simulator's own minimal host, which prints every message.
+# The daemon with no configuration: the bundled simulator plays a pediatric
+# CMNC collection over a pseudo-terminal (a new run every time one ends), and
+# everything is stored in ./apheresisd-state/apheresisd.sqlite. Ctrl-C stops it.
 demo: build
-	@bin=$$($(SWIFT) build --show-bin-path); dir=$$(mktemp -d); \
-	$$bin/optia-sim run $(SCENARIO) --pty --link $$dir/optia --speed $(SPEED) --state $$dir/sim.state & sim=$$!; \
-	trap "kill $$sim 2>/dev/null; rm -rf $$dir" EXIT INT TERM; \
-	while [ ! -e $$dir/optia ]; do sleep 0.1; done; \
-	$$bin/optia-sim monitor --terminal $$dir/optia & mon=$$!; \
-	wait $$sim; sleep 0.5; kill $$mon 2>/dev/null; true
+	@bin=$$($(SWIFT) build --show-bin-path); \
+	echo "apheresisd demo: store in $$(pwd)/apheresisd-state, Ctrl-C to stop"; \
+	$$bin/apheresisd --demo-scenario $(SCENARIO)
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -172,5 +172,6 @@ enum StoredRun {
         }
         let quarantined = try await store.quarantined()
         #expect(quarantined.isEmpty, "\(scenario): quarantined \(quarantined.map(\.reason))")
+        try await AlarmExpectations.check(store: store, runRef: run.id, scenario: scenario)
     }
 }

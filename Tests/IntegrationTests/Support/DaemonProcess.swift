@@ -38,6 +38,11 @@ final class DaemonProcess {
         try process.run()
     }
 
+    /// A test that fails half-way leaves no daemon behind.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var stderrText: String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
 
     /// SIGTERM and wait: the daemon must exit 0.

@@ -60,6 +60,11 @@ final class SimulatorProcess {
         try process.run()
     }
 
+    /// A test that fails half-way leaves no simulator behind.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var stderrText: String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
 
     /// Waits for a stdout line starting with `prefix` and returns the rest.

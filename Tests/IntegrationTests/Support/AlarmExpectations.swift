@@ -1,0 +1,73 @@
+import RecordStore
+import Testing
+
+/// What the daemon must record for each scenario: which alarm steps, at which
+/// simulated minute of run time (RUN_TIME), and that they are cleared. The
+/// minutes are those of docs/simulator-scenarios.md as the limits of
+/// docs/limits-implementation.md give them.
+enum AlarmExpectations {
+    struct Step: CustomStringConvertible {
+        var code: String
+        var kind: AlarmChange.Kind
+        var level: String
+        var minute: Double
+        var description: String { "\(code) \(kind.rawValue) \(level) at min \(minute)" }
+    }
+
+    static let tolerance = 0.5
+
+    /// Scenarios not listed must record no alarm at all.
+    static let expected: [String: [Step]] = [
+        "fault-ratio-drift.toml": [
+            Step(code: "AC_RATIO", kind: .raised, level: "warning", minute: 25.6),
+            Step(code: "AC_RATIO_AGREEMENT", kind: .raised, level: "alarm", minute: 27.2),
+            Step(code: "AC_RATIO", kind: .escalated, level: "alarm", minute: 30.3),
+        ],
+        "fault-stall-pump.toml": [
+            Step(code: "AC_RATIO", kind: .raised, level: "warning", minute: 30.1),
+            Step(code: "AC_RATIO", kind: .escalated, level: "alarm", minute: 30.2),
+            Step(code: "AC_RATIO_AGREEMENT", kind: .raised, level: "alarm", minute: 30.2),
+        ],
+        "overrun.toml": [
+            Step(code: "COLLECT_VOL", kind: .raised, level: "warning", minute: 88.3),
+            Step(code: "RUN_TIME", kind: .raised, level: "warning", minute: 90),
+            Step(code: "WB_PROCESSED", kind: .raised, level: "warning", minute: 102.25),
+            Step(code: "RUN_TIME", kind: .escalated, level: "alarm", minute: 120),
+            Step(code: "COLLECT_VOL", kind: .escalated, level: "alarm", minute: 125),
+            Step(code: "WB_PROCESSED", kind: .escalated, level: "alarm", minute: 127.4),
+        ],
+        "fault-clock-jump.toml": [
+            Step(code: "DATA_CLOCK_JUMP", kind: .raised, level: "alarm", minute: 20),
+        ],
+        "alarm-pause-resume.toml": [
+            Step(code: "DEVICE_ACCESS_PRESS_LOW", kind: .raised, level: "warning", minute: 25),
+            // At elapsed minute 45, after a 3.5 min pause: RUN_TIME 41.5.
+            Step(code: "DEVICE_AIR_IN_RETURN", kind: .raised, level: "alarm", minute: 41.5),
+        ],
+    ]
+
+    /// Checks the run's alarms in the store against the expectation.
+    static func check(store: RecordStore, runRef: Int64, scenario: String) async throws {
+        let alarms = try await store.alarms(runRef: runRef)
+        var steps: [(alarm: AlarmRow, event: AlarmEventRow)] = []
+        for alarm in alarms {
+            for event in try await store.alarmEvents(alarmRef: alarm.id) { steps.append((alarm, event)) }
+        }
+        let seen = steps.map { "\($0.alarm.code) \($0.event.kind.rawValue) \($0.event.level) at \($0.event.runTimeMinutes ?? -1)" }
+        guard let expected = expected[scenario] else {
+            #expect(alarms.isEmpty, "\(scenario): expected no alarm, the store has \(seen)")
+            return
+        }
+        for step in expected {
+            let match = steps.contains { pair in
+                pair.alarm.code == step.code && pair.event.kind == step.kind && pair.event.level == step.level
+                    && abs((pair.event.runTimeMinutes ?? -100) - step.minute) <= tolerance
+            }
+            #expect(match, "\(scenario): no \(step); the store has \(seen)")
+        }
+        // Every alarm of a finished run is cleared (by its condition or by the run's end).
+        for alarm in alarms {
+            #expect(alarm.state == .cleared, "\(scenario): \(alarm.code) left \(alarm.state.rawValue) after the run ended")
+        }
+    }
+}
