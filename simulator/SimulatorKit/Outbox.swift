@@ -15,7 +15,8 @@ import Musl
 /// On disk it is an append-only log of lines, so that recording a message or
 /// an acknowledgement is one `write(2)`; a process killed mid-write leaves at
 /// most a partial last line, which loading ignores. The log is rewritten
-/// (temporary file, then rename) when it grows past `compactionThreshold`.
+/// (temporary file, then rename) when it grows past `compactionThreshold` and
+/// twice its size after the previous rewrite.
 ///
 ///     optia-sim-state 1
 ///     seq <last sequence number assigned> <last run number>
@@ -54,6 +55,10 @@ public final class Outbox {
 
     private var fd: Int32 = -1
     private var bytesWritten = 0
+    /// Size of the log right after the last rewrite: the next rewrite waits
+    /// until the log has grown well past it, so a long queue is not rewritten
+    /// on every acknowledgement.
+    private var bytesAfterRewrite = 0
 
     public init(path: String, fsync: Bool = false) throws(OutboxError) {
         self.path = path
@@ -105,7 +110,7 @@ public final class Outbox {
         guard let index = pending.firstIndex(where: { $0.sequence == sequence }) else { return }
         pending.remove(at: index)
         try append("a \(sequence)\n")
-        if bytesWritten > compactionThreshold { try rewrite() }
+        if bytesWritten > max(compactionThreshold, 2 * bytesAfterRewrite) { try rewrite() }
     }
 
     public func endRun() throws(OutboxError) {
@@ -192,6 +197,7 @@ public final class Outbox {
         fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw OutboxError(path: path, line: nil, reason: SystemErrorText.current("open")) }
         bytesWritten = text.utf8.count
+        bytesAfterRewrite = bytesWritten
     }
 
     private func append(_ text: String) throws(OutboxError) {

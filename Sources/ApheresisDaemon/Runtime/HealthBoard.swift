@@ -6,7 +6,15 @@ import Synchronization
 /// so that reporting never suspends.
 public final class HealthBoard: Sendable {
     public enum LinkState: String, Sendable, Equatable {
-        case connecting, up, stale, down
+        /// Opening the link for the first time.
+        case connecting
+        case up
+        /// Connected, but nothing received for longer than the silence timeout; reopening.
+        case stale
+        /// Lost or not openable.
+        case down
+        /// Opening again after a loss.
+        case reconnecting
     }
 
     public struct Device: Sendable, Equatable {

@@ -146,10 +146,10 @@ actor MessagePipeline {
         await evaluateAll(now: now) { $0.checkStaleness(now: now) }
     }
 
-    func linkChanged(up: Bool, now: Duration) async {
+    func linkChanged(up: Bool, detail: String, now: Duration) async {
         do {
             try await store.recordEvent(
-                kind: up ? "link_up" : "link_down", deviceSerial: serialNumber, detail: deviceName,
+                kind: up ? "link_up" : "link_down", deviceSerial: serialNumber, detail: "\(deviceName): \(detail)",
                 atUnixMilliseconds: DaemonClock.wallMilliseconds)
         } catch {
             _ = storeFailed(error)

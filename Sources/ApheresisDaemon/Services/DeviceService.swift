@@ -56,8 +56,10 @@ final class DeviceService: Service, Sendable {
     private func connectLoop() async throws {
         var backoff = settings.reconnectInitial
         var attempts = 0
+        var connectedBefore = false
         while !isStopping {
             health.loopProgressed(name, at: DaemonClock.monotonic)
+            if connectedBefore { health.update(name) { $0.state = .reconnecting } }
             let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
             do {
                 channel = try await source.connect(group: group)
@@ -65,7 +67,7 @@ final class DeviceService: Service, Sendable {
                 attempts += 1
                 let reason = "\(error)"
                 health.update(name) {
-                    $0.state = .down
+                    $0.state = connectedBefore ? .reconnecting : .down
                     $0.lastError = reason
                 }
                 if attempts == 1 || attempts % 20 == 0 {
@@ -75,9 +77,8 @@ final class DeviceService: Service, Sendable {
                 backoff = min(backoff * 2, settings.reconnectMax)
                 continue
             }
-            if attempts > 0 || health.snapshot.devices[name]?.reconnects ?? 0 > 0 {
-                health.update(name) { $0.reconnects += 1 }
-            }
+            if connectedBefore { health.update(name) { $0.reconnects += 1 } }
+            connectedBefore = true
             attempts = 0
             backoff = settings.reconnectInitial
             health.update(name) {
@@ -85,7 +86,7 @@ final class DeviceService: Service, Sendable {
                 $0.lastError = nil
             }
             logger.notice("link up: \(source.description)")
-            await pipeline.linkChanged(up: true, now: DaemonClock.monotonic)
+            await pipeline.linkChanged(up: true, detail: source.description, now: DaemonClock.monotonic)
 
             let ending = await serve(channel)
 
@@ -95,7 +96,7 @@ final class DeviceService: Service, Sendable {
             }
             if isStopping { break }
             logger.warning("link down: \(source.description): \(ending)")
-            await pipeline.linkChanged(up: false, now: DaemonClock.monotonic)
+            await pipeline.linkChanged(up: false, detail: "\(source.description): \(ending)", now: DaemonClock.monotonic)
             await sleepWatchingShutdown(settings.reconnectInitial)
         }
     }

@@ -25,7 +25,6 @@ public struct ExportDecodingError: Error, Hashable, Sendable, CustomStringConver
         /// No `#END=` line: the file is still being written, or was cut short.
         case incomplete
         case endCountMismatch(declared: Int, actual: Int)
-        case decreasingTimestamp(previous: String, found: String)
         case invalidNumber(String)
         case invalidTimestamp(String)
         case invalidValue(String)
@@ -65,7 +64,6 @@ public struct ExportDecodingError: Error, Hashable, Sendable, CustomStringConver
             switch reason {
             case .incomplete: "file is incomplete (no #END line)"
             case .endCountMismatch(let declared, let actual): "#END says \(declared) data rows, the file has \(actual)"
-            case .decreasingTimestamp(let previous, let found): "timestamp \(found) is before the previous row's \(previous)"
             case .invalidNumber(let value): "\"\(value)\" is not a number"
             case .invalidTimestamp(let value): "\"\(value)\" is not a YYYYMMDDHHMMSS timestamp"
             case .invalidValue(let value): "invalid value \"\(value)\""
@@ -268,10 +266,9 @@ public enum ExportCSV: Sendable {
             guard let timestamp = DeviceTimestamp(wire: fields[0]) else {
                 throw ExportDecodingError(.invalidTimestamp(fields[0]), line: record.line, column: 1)
             }
-            if let previous = rows.last?.timestamp, timestamp < previous {
-                throw ExportDecodingError(
-                    .decreasingTimestamp(previous: previous.wire, found: timestamp.wire), line: record.line, column: 1)
-            }
+            // A device clock that jumps back makes timestamps decrease: the rows
+            // are kept as written (data quality is the watcher's to mark, not a
+            // reason to refuse the file).
             var values: [Double?] = []
             values.reserveCapacity(columns.count)
             for (index, cell) in fields.enumerated().dropFirst() {

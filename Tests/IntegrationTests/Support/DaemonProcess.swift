@@ -45,20 +45,27 @@ final class DaemonProcess {
 
     var stderrText: String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
 
+    /// For failure messages: any fatal error line in full, then the end of stderr.
+    var failureText: String {
+        let text = stderrText
+        let fatal = text.split(separator: "\n").filter { $0.contains("Fatal error") || $0.contains("fatal error") }
+        return (fatal.map(String.init) + [String(text.suffix(2000))]).joined(separator: "\n")
+    }
+
     /// SIGTERM and wait: the daemon must exit 0.
     func stop(timeout: Duration = .seconds(30)) throws {
         guard process.isRunning else {
-            throw SimulatorFailure(description: "apheresisd had already exited (status \(process.terminationStatus)): \(stderrText.suffix(3000))")
+            throw SimulatorFailure(description: "apheresisd had already exited (status \(process.terminationStatus)): \(failureText)")
         }
         kill(process.processIdentifier, SIGTERM)
         let deadline = ContinuousClock.now + timeout
         while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            throw SimulatorFailure(description: "apheresisd did not stop within \(timeout) of SIGTERM: \(stderrText.suffix(3000))")
+            throw SimulatorFailure(description: "apheresisd did not stop within \(timeout) of SIGTERM: \(failureText)")
         }
         guard process.terminationStatus == 0 else {
-            throw SimulatorFailure(description: "apheresisd exited with status \(process.terminationStatus): \(stderrText.suffix(3000))")
+            throw SimulatorFailure(description: "apheresisd exited with status \(process.terminationStatus): \(failureText)")
         }
     }
 
