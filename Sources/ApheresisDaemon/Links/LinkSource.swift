@@ -17,8 +17,10 @@ struct TerminalLinkSource: LinkSource {
     var description: String { path }
 
     func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
-        // Non-blocking open of a terminal returns at once.
-        let fd = try PseudoTerminal.openTerminal(path: path, baud: nil)
+        // open(2) and termios calls: off the Swift concurrency pool.
+        let fd = try await NIOThreadPool.singleton.runIfActive { [path] in
+            try PseudoTerminal.openTerminal(path: path, baud: nil)
+        }
         return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -48,6 +50,19 @@ struct SerialLinkSource: LinkSource {
     }
 
     func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        // Enumerating ports reads sysfs, and opening one configures the line:
+        // blocking calls, so they run on NIO's thread pool, not the Swift pool.
+        let fd = try await NIOThreadPool.singleton.runIfActive { [selector, baud] in
+            try Self.open(selector, baud: baud)
+        }
+        return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    }
+
+    private static func open(_ selector: Selector, baud: Int) throws -> Int32 {
         let path: String
         switch selector {
         case .path(let p): path = p
@@ -67,12 +82,7 @@ struct SerialLinkSource: LinkSource {
             path = port.path
         }
         // SerialPort.open hands over a dup() of libserialport's descriptor.
-        let fd = try SerialPort.open(path: path, baud: baud)
-        return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-            }
-        }
+        return try SerialPort.open(path: path, baud: baud)
     }
 }
 

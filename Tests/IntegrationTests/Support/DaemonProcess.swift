@@ -48,7 +48,10 @@ final class DaemonProcess {
     /// For failure messages: any fatal error line in full, then the end of stderr.
     var failureText: String {
         let text = stderrText
-        let fatal = text.split(separator: "\n").filter { $0.contains("Fatal error") || $0.contains("fatal error") }
+        let fatal = text.split(separator: "\n").filter {
+            $0.contains("Fatal") || $0.contains("fatal") || $0.contains("crashed") || $0.contains("Simultaneous")
+                || $0.contains("failed:") || $0.contains("Thread ")
+        }.prefix(12)
         return (fatal.map(String.init) + [String(text.suffix(2000))]).joined(separator: "\n")
     }
 
