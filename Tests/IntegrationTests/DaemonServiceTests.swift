@@ -43,7 +43,8 @@ extension Integration {
             let beforeLock = listener.assignments
             let ready = try #require(beforeLock.firstIndex(of: "READY=1"), "no READY=1 in \(beforeLock); stderr: \(daemon.stderrText)")
             #expect(beforeLock.contains { $0.hasPrefix("STATUS=") })
-            let firstWatchdog = try #require(beforeLock.firstIndex(of: "WATCHDOG=1"), "no WATCHDOG=1 in \(beforeLock)")
+            let firstWatchdog = try #require(
+                beforeLock.firstIndex(of: "WATCHDOG=1"), "no WATCHDOG=1 in \(beforeLock); daemon: \(daemon.failureText)")
             #expect(ready < firstWatchdog)
 
             // Another process takes the database's write lock and holds it: the

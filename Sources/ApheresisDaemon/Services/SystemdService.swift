@@ -36,7 +36,8 @@ final class SystemdService: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         notifier.ready(status: health.statusLine)
-        logger.notice("ready: \(health.statusLine)")
+        let watchdog = notifier.watchdogInterval.map { "WATCHDOG=1 while healthy, timeout \($0)" } ?? "no systemd watchdog"
+        logger.notice("ready: \(health.statusLine); \(watchdog)")
         var lastStatus = ""
         var withholding = false
         await withGracefulShutdownHandler {

@@ -30,6 +30,13 @@ final class DaemonProcess {
         process.executableURL = Self.executable
         process.arguments = ["--config", configPath.path]
         var env = ProcessInfo.processInfo.environment
+        // A test runner that is itself a systemd service passes its own
+        // NOTIFY_SOCKET, WATCHDOG_* and journal variables down: the daemon under
+        // test must see only what the test gives it (sd_watchdog_enabled, for
+        // one, ignores WATCHDOG_USEC when WATCHDOG_PID names another process).
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS", "LISTEN_PID"] {
+            env[key] = nil
+        }
         env["OPTIA_SIM"] = Paths.simulator.path
         for (key, value) in environment { env[key] = value }
         process.environment = env
