@@ -2,7 +2,7 @@
 # Debian packages the build needs first (as root, or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd
+APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd libsodium-dev libzint-dev zbar-tools poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
 

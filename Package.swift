@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "apheresisd", targets: ["apheresisd"]),
         .executable(name: "optia-sim", targets: ["optia-sim"]),
+        .executable(name: "apheresisctl", targets: ["apheresisctl"]),
         .library(name: "SeparatorProtocol", targets: ["SeparatorProtocol"]),
     ],
     dependencies: [
@@ -22,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // C libraries from Debian (apt: libserialport-dev, libsystemd-dev).
@@ -37,12 +40,29 @@ let package = Package(
         ),
 
         .target(name: "CPosix"),
+        // libzint draws the Code 128 symbols of label previews (apt: libzint-dev; Debian ships no .pc file).
+        .systemLibrary(name: "CZint", providers: [.apt(["libzint-dev"])]),
+        // libsodium: Argon2id password hashes (apt: libsodium-dev).
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
 
         // Pure modules: values in, values out, no I/O.
         .target(name: "Quantities", swiftSettings: strictSwift6),
         .target(name: "SeparatorProtocol", dependencies: ["Quantities"], swiftSettings: strictSwift6),
 
         .target(name: "ApheresisCore", dependencies: ["Quantities", "SeparatorProtocol"], swiftSettings: strictSwift6),
+        .target(name: "ISBT128", swiftSettings: strictSwift6),
+        .target(name: "Credentials", dependencies: ["CSodium"], swiftSettings: strictSwift6),
+
+        // Cryostorage labels: one layout, rendered as ZPL, PDF and SVG.
+        .target(
+            name: "Labels",
+            dependencies: [
+                "CZint",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
 
         // The store: SQLite through GRDB.
         .target(
@@ -50,6 +70,7 @@ let package = Package(
             dependencies: [
                 "Quantities", "SeparatorProtocol", "ApheresisCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -58,8 +79,31 @@ let package = Package(
         .target(
             name: "DaemonConfiguration",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "ApheresisCore",
+                "Quantities", "SeparatorProtocol", "ApheresisCore", "ISBT128",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        // The cell lab's workflow: products, lab values, release, labels (CLI and API share it).
+        .target(
+            name: "ProductWorkflow",
+            dependencies: [
+                "ApheresisCore", "Quantities", "RecordStore", "ISBT128", "Labels", "Credentials", "DaemonConfiguration",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        // The unit's view: HTTP API (and later dashboard, live stream, metrics).
+        .target(
+            name: "Monitor",
+            dependencies: [
+                "ProductWorkflow", "RecordStore", "ApheresisCore", "Quantities",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -76,7 +120,7 @@ let package = Package(
             name: "ApheresisDaemon",
             dependencies: [
                 "Quantities", "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
-                "SystemdSupport", "DeviceLinks",
+                "SystemdSupport", "DeviceLinks", "Monitor", "ProductWorkflow",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +136,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        .executableTarget(
+            name: "apheresisctl",
+            dependencies: [
+                "ProductWorkflow", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -145,6 +198,21 @@ let package = Package(
         .testTarget(
             name: "DaemonConfigurationTests",
             dependencies: ["DaemonConfiguration", "ApheresisCore", "Quantities"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
+        .testTarget(
+            name: "ISBT128Tests",
+            dependencies: ["ISBT128", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "LabelsTests",
+            dependencies: [
+                "Labels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift6
         ),
         .testTarget(

@@ -1,21 +1,6 @@
 import Quantities
 import SeparatorProtocol
 
-/// A count of cells per volume, stored per cubic metre. The clinic reads
-/// white cell counts in 10^9/L.
-public struct CellConcentration: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var perCubicMetre: Double
-    public init(perCubicMetre: Double) { self.perCubicMetre = perCubicMetre }
-    /// 10^9/L = 10^9 per 10^-3 m^3.
-    public static func billionsPerLitre(_ value: Double) -> CellConcentration { CellConcentration(perCubicMetre: value * 1e12) }
-    public var billionsPerLitre: Double { perCubicMetre / 1e12 }
-    /// The number of cells in a volume of this concentration.
-    public static func * (c: CellConcentration, v: Volume) -> Double { c.perCubicMetre * v.cubicMetres }
-    public static func * (c: CellConcentration, k: Double) -> CellConcentration { CellConcentration(perCubicMetre: c.perCubicMetre * k) }
-    public static func < (a: CellConcentration, b: CellConcentration) -> Bool { a.perCubicMetre < b.perCubicMetre }
-    public var description: String { "\(billionsPerLitre) 10^9/L" }
-}
-
 /// A mass per kilogram of body weight (a cumulative citrate dose), stored as
 /// kg per kg (dimensionless). The clinic reads it in mg/kg.
 public struct WeightNormalisedMass: Hashable, Comparable, Sendable, CustomStringConvertible {

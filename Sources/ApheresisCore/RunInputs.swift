@@ -33,7 +33,7 @@ public struct RunStartValues: Hashable, Sendable {
         targetBloodVolumesProcessed = positive(.targetBloodVolumesProcessed)
         targetRunTime = positive(.targetRunTime).map { .minutes($0) }
         extracorporealVolume = positive(.extracorporealVolume).map { .millilitres($0) }
-        preWhiteCellCount = positive(.preWhiteCellCount).map { .billionsPerLitre($0) }
+        preWhiteCellCount = positive(.preWhiteCellCount).map { .gigaPerLitre($0) }
     }
 }
 

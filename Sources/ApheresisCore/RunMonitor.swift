@@ -404,7 +404,7 @@ public struct RunMonitor: Sendable {
         if let wbc = start.preWhiteCellCount {
             let cd3 = wbc * profile.assumedCD3FractionOfWBC
             p.assumedCD3Concentration = cd3
-            p.expectedCD3Yield = profile.collectionEfficiency * (cd3 * toProcess)
+            p.expectedCD3Yield = profile.collectionEfficiency * (cd3 * toProcess).cells
         }
         return p
     }

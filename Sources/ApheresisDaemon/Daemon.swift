@@ -2,6 +2,8 @@ import ApheresisCore
 import DaemonConfiguration
 import Foundation
 import Logging
+import Monitor
+import ProductWorkflow
 import NIOPosix
 import RecordStore
 import ServiceLifecycle
@@ -69,6 +71,29 @@ public struct Daemon: Sendable {
                         logger: logger))
                 services.append(wireDevice(TerminalLinkSource(path: link)))
             }
+        }
+        switch configuration.api.listen {
+        case .off:
+            logger.notice("api: off ([api] enabled = false)")
+        case .tcp(let host, let port):
+            if !["127.0.0.1", "::1", "localhost"].contains(host) {
+                logger.warning(
+                    "api: listening on \(host), beyond this machine: reading is open and passwords travel in clear; put an authenticating TLS proxy in front")
+            }
+            services.append(
+                APIServer(
+                    address: .tcp(host: host, port: port),
+                    workflow: ProductWorkflow(store: store, settings: configuration.product), logger: logger))
+        case .unixSocket(let path):
+            // A socket left by a daemon that was killed would make the bind fail; only a socket is removed.
+            try await NIOThreadPool.singleton.runIfActive {
+                var st = stat()
+                if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            }
+            services.append(
+                APIServer(
+                    address: .unixSocket(path: path),
+                    workflow: ProductWorkflow(store: store, settings: configuration.product), logger: logger))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))

@@ -13,11 +13,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var devices: [DeviceConfiguration]
     /// In the order the file gives them: the first that applies to a run wins.
     public var profiles: [LimitProfile]
+    /// `[product]` and `[labels]`: product practice, identification and label stock.
+    public var product: ProductSettings
+    /// `[api]`: where the HTTP API listens.
+    public var api: APISettings
 
     public init(
         stateDirectory: String, databasePath: String, logLevel: LogLevel = .info,
-        devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles
+        devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles,
+        product: ProductSettings = .unconfigured, api: APISettings = APISettings()
     ) {
+        self.product = product
+        self.api = api
         self.stateDirectory = stateDirectory
         self.databasePath = databasePath
         self.logLevel = logLevel
@@ -45,7 +52,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 DeviceConfiguration(
                     name: "optia-sim", transport: .simulator(scenario: simulatorScenario, speed: 60, seed: 1))
             ],
-            profiles: defaultProfiles)
+            profiles: defaultProfiles, product: .demo)
     }
 }
 

@@ -60,7 +60,7 @@ struct Evaluation {
     private(set) var configuration: DaemonConfiguration?
     private(set) var problems: [ConfigurationProblem]
 
-    static let rootKeys = ["format", "daemon", "device", "profile"]
+    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api"]
     static let daemonKeys = ["state_directory", "database", "log_level"]
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
@@ -121,13 +121,16 @@ struct Evaluation {
 
         let devices = DeviceReader(checker: checker, configurationDirectory: configurationDirectory).read(root["device"]?.tomlValue)
         let profiles = ProfileReader(checker: checker).read(root["profile"]?.tomlValue)
+        let product = ProductSettingsReader(checker: checker).read(
+            product: root["product"]?.tomlValue, labels: root["labels"]?.tomlValue)
+        let api = APISettingsReader(checker: checker).read(root["api"]?.tomlValue)
 
         problems = checker.sortedProblems()
         if problems.isEmpty {
             configuration = DaemonConfiguration(
                 stateDirectory: stateDirectory, databasePath: PathText.join(stateDirectory, database),
                 logLevel: logLevel, devices: devices,
-                profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles)
+                profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api)
         }
     }
 

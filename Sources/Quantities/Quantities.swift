@@ -132,3 +132,64 @@ public struct WeightNormalisedMassRate: Hashable, Comparable, Sendable, CustomSt
     public static func < (a: WeightNormalisedMassRate, b: WeightNormalisedMassRate) -> Bool { a.perSecond < b.perSecond }
     public var description: String { "\(milligramsPerKilogramPerMinute) mg/kg/min" }
 }
+
+// MARK: - Cells
+
+/// A number of cells. A count is dimensionless, but keeping it in its own type stops a
+/// concentration or a dose from being passed where a total is meant.
+public struct CellCount: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var cells: Double
+    public init(cells: Double) { self.cells = cells }
+    /// Lab and label convention: "x 10^6 cells".
+    public static func millions(_ value: Double) -> CellCount { CellCount(cells: value * 1e6) }
+    public var millions: Double { cells / 1e6 }
+    public static func < (a: CellCount, b: CellCount) -> Bool { a.cells < b.cells }
+    public static func * (a: CellCount, k: Double) -> CellCount { CellCount(cells: a.cells * k) }
+    public static func / (a: CellCount, v: Volume) -> CellConcentration {
+        CellConcentration(cellsPerCubicMetre: a.cells / v.cubicMetres)
+    }
+    public static func / (a: CellCount, m: Mass) -> CellDosePerMass { CellDosePerMass(cellsPerKilogram: a.cells / m.kilograms) }
+    public var description: String { "\(cells) cells" }
+}
+
+/// Cells per volume, stored in cells per cubic metre. Lab units at the edges:
+/// a white cell count in 10^9/L (which equals 10^3/uL), a CD3+ count in cells/uL.
+public struct CellConcentration: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var cellsPerCubicMetre: Double
+    public init(cellsPerCubicMetre: Double) { self.cellsPerCubicMetre = cellsPerCubicMetre }
+    /// 1 uL = 1e-9 m^3.
+    public static func cellsPerMicrolitre(_ value: Double) -> CellConcentration {
+        CellConcentration(cellsPerCubicMetre: value * 1e9)
+    }
+    public var cellsPerMicrolitre: Double { cellsPerCubicMetre / 1e9 }
+    /// 10^9 cells per litre = 1e12 per m^3.
+    public static func gigaPerLitre(_ value: Double) -> CellConcentration {
+        CellConcentration(cellsPerCubicMetre: value * 1e12)
+    }
+    public var gigaPerLitre: Double { cellsPerCubicMetre / 1e12 }
+    public static func < (a: CellConcentration, b: CellConcentration) -> Bool { a.cellsPerCubicMetre < b.cellsPerCubicMetre }
+    public static func * (a: CellConcentration, v: Volume) -> CellCount { CellCount(cells: a.cellsPerCubicMetre * v.cubicMetres) }
+    public static func * (a: CellConcentration, k: Double) -> CellConcentration {
+        CellConcentration(cellsPerCubicMetre: a.cellsPerCubicMetre * k)
+    }
+    public var description: String { "\(cellsPerMicrolitre) cells/uL" }
+}
+
+/// A cell dose normalised to the patient's weight, stored in cells per kilogram.
+public struct CellDosePerMass: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var cellsPerKilogram: Double
+    public init(cellsPerKilogram: Double) { self.cellsPerKilogram = cellsPerKilogram }
+    public var millionsPerKilogram: Double { cellsPerKilogram / 1e6 }
+    public static func < (a: CellDosePerMass, b: CellDosePerMass) -> Bool { a.cellsPerKilogram < b.cellsPerKilogram }
+    public var description: String { "\(cellsPerKilogram) cells/kg" }
+}
+
+/// A fraction between 0 and 1 (viability, CD3+ share, recovery). Percent only at the edges.
+public struct Fraction: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var value: Double
+    public init(_ value: Double) { self.value = value }
+    public static func percent(_ value: Double) -> Fraction { Fraction(value / 100) }
+    public var percent: Double { value * 100 }
+    public static func < (a: Fraction, b: Fraction) -> Bool { a.value < b.value }
+    public var description: String { "\(percent) %" }
+}

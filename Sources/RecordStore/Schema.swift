@@ -28,13 +28,14 @@ enum TelemetryColumns {
 
 enum Schema {
     /// The newest schema this build knows. Also written to `PRAGMA user_version` so tools outside GRDB can tell.
-    static let version = 1
+    static let version = 2
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         // Never erase: the database is the medical record. Schema changes are new migrations only.
         migrator.eraseDatabaseOnSchemaChange = false
         migrator.registerMigration("v1") { db in try v1(db) }
+        migrator.registerMigration("v2-products") { db in try v2(db) }
         return migrator
     }
 
@@ -197,5 +198,180 @@ enum Schema {
                 ) STRICT
                 """)
         try db.execute(sql: "PRAGMA user_version = 1")
+    }
+
+    /// Products, units, people and their audit trail (product-records.md, docs/products.md).
+    /// Every table here is append-only except `users` (disabling a user) and `din_sequences`
+    /// (a counter that may only grow); the old value of any change stays readable in `audit_log`.
+    private static func v2(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE audit_log (
+                    seq INTEGER PRIMARY KEY,
+                    at_unix_ms INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    entity TEXT NOT NULL,
+                    entity_id TEXT NOT NULL,
+                    old_value TEXT,
+                    new_value TEXT,
+                    reason TEXT,
+                    previous_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                ) STRICT;
+                CREATE INDEX audit_log_entity ON audit_log(entity, entity_id);
+
+                CREATE TABLE users (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    full_name TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('operator', 'lab', 'supervisor')),
+                    password_hash TEXT NOT NULL,
+                    created_at_unix_ms INTEGER NOT NULL,
+                    created_by TEXT,
+                    disabled_at_unix_ms INTEGER
+                ) STRICT;
+                CREATE TRIGGER users_no_delete BEFORE DELETE ON users
+                BEGIN SELECT RAISE(ABORT, 'users are never deleted; disable them'); END;
+                CREATE TRIGGER users_fixed_identity BEFORE UPDATE OF id, name, created_at_unix_ms, created_by ON users
+                BEGIN SELECT RAISE(ABORT, 'a user''s name and creation are fixed'); END;
+
+                -- The last DIN sequence issued per facility and year. Only ever grows, so a sequence is
+                -- never issued twice even if a product row were somehow lost.
+                CREATE TABLE din_sequences (
+                    facility TEXT NOT NULL,
+                    din_year INTEGER NOT NULL CHECK (din_year BETWEEN 0 AND 99),
+                    last_sequence INTEGER NOT NULL CHECK (last_sequence BETWEEN 1 AND 999999),
+                    PRIMARY KEY (facility, din_year)
+                ) STRICT;
+                CREATE TRIGGER din_sequences_only_grow BEFORE UPDATE ON din_sequences
+                WHEN NEW.last_sequence <= OLD.last_sequence OR NEW.facility <> OLD.facility OR NEW.din_year <> OLD.din_year
+                BEGIN SELECT RAISE(ABORT, 'DIN sequences only grow'); END;
+                CREATE TRIGGER din_sequences_no_delete BEFORE DELETE ON din_sequences
+                BEGIN SELECT RAISE(ABORT, 'DIN sequences are never deleted'); END;
+
+                CREATE TABLE products (
+                    id INTEGER PRIMARY KEY,
+                    run_ref INTEGER NOT NULL UNIQUE REFERENCES runs(id),
+                    din TEXT NOT NULL UNIQUE,
+                    facility TEXT NOT NULL,
+                    din_year INTEGER NOT NULL,
+                    din_sequence INTEGER NOT NULL,
+                    din_flags TEXT NOT NULL,
+                    product_description_code TEXT NOT NULL,
+                    type_of_collection TEXT NOT NULL,
+                    product_name TEXT NOT NULL,
+                    collected_volume_m3 REAL NOT NULL,
+                    collected_at_unix_ms INTEGER NOT NULL,
+                    -- The patient as the run named them when the product was made: labels print these,
+                    -- so a later change to the run cannot change a released unit's label.
+                    patient_id TEXT,
+                    patient_name TEXT,
+                    patient_birth_date TEXT,
+                    patient_mass_kg REAL,
+                    created_at_unix_ms INTEGER NOT NULL,
+                    created_by TEXT NOT NULL,
+                    UNIQUE (facility, din_year, din_sequence)
+                ) STRICT;
+
+                -- Every entry is a version; the newest is current, the older ones stay readable.
+                CREATE TABLE lab_results (
+                    id INTEGER PRIMARY KEY,
+                    product_ref INTEGER NOT NULL REFERENCES products(id),
+                    version INTEGER NOT NULL,
+                    wbc_cells_per_m3 REAL NOT NULL,
+                    cd3_fraction REAL,
+                    cd3_cells_per_m3 REAL,
+                    viability_fraction REAL NOT NULL,
+                    qc_volume_m3 REAL NOT NULL,
+                    recovery_fraction REAL,
+                    reduced_volume_m3 REAL,
+                    entered_at_unix_ms INTEGER NOT NULL,
+                    entered_by TEXT NOT NULL,
+                    reason TEXT,
+                    UNIQUE (product_ref, version),
+                    CHECK ((cd3_fraction IS NULL) <> (cd3_cells_per_m3 IS NULL))
+                ) STRICT;
+
+                CREATE TABLE computations (
+                    id INTEGER PRIMARY KEY,
+                    product_ref INTEGER NOT NULL REFERENCES products(id),
+                    lab_result_ref INTEGER NOT NULL UNIQUE REFERENCES lab_results(id),
+                    computed_at_unix_ms INTEGER NOT NULL,
+                    policy_reduced_volume_m3 REAL NOT NULL,
+                    policy_unit_volume_m3 REAL NOT NULL,
+                    policy_unit_cd3_min_cells REAL NOT NULL,
+                    policy_unit_cd3_max_cells REAL NOT NULL,
+                    policy_sufficient_cd3_cells_per_m3 REAL NOT NULL,
+                    collected_volume_m3 REAL NOT NULL,
+                    qc_volume_m3 REAL NOT NULL,
+                    volume_after_qc_m3 REAL NOT NULL,
+                    collected_tnc_cells REAL NOT NULL,
+                    collected_cd3_cells REAL NOT NULL,
+                    collected_cd3_cells_per_m3 REAL NOT NULL,
+                    collection_sufficient INTEGER NOT NULL CHECK (collection_sufficient IN (0, 1)),
+                    tnc_before_reduction_cells REAL NOT NULL,
+                    cd3_before_reduction_cells REAL NOT NULL,
+                    recovery_fraction REAL NOT NULL,
+                    recovery_measured INTEGER NOT NULL CHECK (recovery_measured IN (0, 1)),
+                    reduced_volume_m3 REAL NOT NULL,
+                    cd3_after_reduction_cells_per_m3 REAL NOT NULL,
+                    tnc_after_reduction_cells_per_m3 REAL NOT NULL,
+                    unit_volume_m3 REAL NOT NULL,
+                    unit_count INTEGER NOT NULL CHECK (unit_count >= 1),
+                    remainder_volume_m3 REAL NOT NULL,
+                    viability_fraction REAL NOT NULL,
+                    patient_mass_kg REAL
+                ) STRICT;
+
+                CREATE TABLE units (
+                    id INTEGER PRIMARY KEY,
+                    computation_ref INTEGER NOT NULL REFERENCES computations(id),
+                    product_ref INTEGER NOT NULL REFERENCES products(id),
+                    unit_index INTEGER NOT NULL CHECK (unit_index >= 0),
+                    division_code TEXT NOT NULL,
+                    product_code TEXT NOT NULL,
+                    volume_m3 REAL NOT NULL,
+                    cd3_cells REAL NOT NULL,
+                    tnc_cells REAL NOT NULL,
+                    cd3_cells_per_kg REAL,
+                    dose_flag TEXT NOT NULL CHECK (dose_flag IN ('within_band', 'below_band', 'above_band')),
+                    UNIQUE (computation_ref, unit_index)
+                ) STRICT;
+
+                -- An electronic signature: who, what it means, when, and the hash of exactly what was signed.
+                CREATE TABLE signatures (
+                    id INTEGER PRIMARY KEY,
+                    product_ref INTEGER NOT NULL REFERENCES products(id),
+                    computation_ref INTEGER NOT NULL REFERENCES computations(id),
+                    user_ref INTEGER NOT NULL REFERENCES users(id),
+                    user_name TEXT NOT NULL,
+                    user_full_name TEXT NOT NULL,
+                    meaning TEXT NOT NULL CHECK (meaning IN ('released')),
+                    signed_at_unix_ms INTEGER NOT NULL,
+                    signed_content_sha256 TEXT NOT NULL
+                ) STRICT;
+
+                CREATE TABLE label_prints (
+                    id INTEGER PRIMARY KEY,
+                    unit_ref INTEGER NOT NULL REFERENCES units(id),
+                    signature_ref INTEGER NOT NULL REFERENCES signatures(id),
+                    printed_at_unix_ms INTEGER NOT NULL,
+                    printed_by TEXT NOT NULL,
+                    format TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    content_sha256 TEXT NOT NULL
+                ) STRICT;
+                """)
+        for table in ["audit_log", "products", "lab_results", "computations", "units", "signatures", "label_prints"] {
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER \(table)_no_update BEFORE UPDATE ON \(table)
+                    BEGIN SELECT RAISE(ABORT, '\(table) is append-only'); END;
+                    CREATE TRIGGER \(table)_no_delete BEFORE DELETE ON \(table)
+                    BEGIN SELECT RAISE(ABORT, '\(table) is append-only'); END;
+                    """)
+        }
+        try db.execute(sql: "PRAGMA user_version = 2")
     }
 }

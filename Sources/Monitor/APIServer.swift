@@ -1,0 +1,71 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ProductWorkflow
+import ServiceLifecycle
+
+/// Where the API listens.
+public enum APIAddress: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unixSocket(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        case .unixSocket(let path): "unix:\(path)"
+        }
+    }
+}
+
+/// The HTTP server as a service of the daemon's group: it stops with the daemon (graceful shutdown).
+public struct APIServer: Service {
+    let application: Application<RouterResponder<BasicRequestContext>>
+    let address: APIAddress
+    let logger: Logger
+    /// Wait before trying to bind again (port taken, socket directory missing).
+    static let retryInterval: Duration = .seconds(10)
+
+    public init(address: APIAddress, workflow: ProductWorkflow, logger: Logger) {
+        let router = Router()
+        APIRoutes(workflow: workflow).register(on: router)
+        router.get("api") { _, _ in
+            Reply.json(["versions": ["/api/v1"]])
+        }
+        let bind: BindAddress =
+            switch address {
+            case .tcp(let host, let port): .hostname(host, port: port)
+            case .unixSocket(let path): .unixDomainSocket(path: path)
+            }
+        self.address = address
+        self.logger = logger
+        application = Application(
+            router: router, configuration: .init(address: bind, serverName: "apheresisd"),
+            onServerRunning: { channel in
+                // Port 0 asks the kernel for one: say which, so tests and people can find it.
+                var local = address.description
+                if case .tcp(let host, _) = address, let port = channel.localAddress?.port {
+                    local = APIAddress.tcp(host: host, port: port).description
+                }
+                logger.notice("api: listening on \(local)", metadata: ["api_address": "\(local)"])
+            },
+            logger: logger)
+    }
+
+    /// A failure to listen never stops the daemon: receiving and storing matter more than the API.
+    /// It is logged, and the bind is tried again until the daemon stops.
+    public func run() async throws {
+        while true {
+            do {
+                try await application.run()
+                return
+            } catch {
+                logger.error("api: cannot listen on \(address): \(error); trying again in \(Self.retryInterval)")
+            }
+            if isShuttingDown { return }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.retryInterval) }
+            if isShuttingDown { return }
+        }
+    }
+
+    private var isShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+}
