@@ -3,6 +3,8 @@
 
 SWIFT ?= swift
 APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd libsodium-dev libzint-dev zbar-tools poppler-utils
+# Only promtool is wanted from this one (the metrics test); its recommends (exporters, services) are not.
+APT_PACKAGES_BARE := prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
 
@@ -15,6 +17,11 @@ deps:
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@for p in $(APT_PACKAGES_BARE); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || { \
+	    echo "Installing Debian package $$p (without recommends)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$p; }; \
+	done
 
 build: deps
 	$(SWIFT) build

@@ -31,6 +31,7 @@ public struct Daemon: Sendable {
         let store = try await RecordStore.open(path: configuration.databasePath)
         logger.notice("store open: \(configuration.databasePath)")
         let health = HealthBoard()
+        let metrics = DaemonMetrics()
         let notifier = SystemdNotifier(environment: environment)
         let group = MultiThreadedEventLoopGroup.singleton
 
@@ -43,7 +44,8 @@ public struct Daemon: Sendable {
                 DeviceService(
                     name: device.name, source: source,
                     pipeline: MessagePipeline(
-                        deviceName: device.name, store: store, profiles: configuration.profiles, health: health, logger: logger),
+                        deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
+                        metrics: metrics, logger: logger),
                     group: group, health: health, settings: settings, logger: logger)
             }
             switch device.transport {
@@ -83,7 +85,8 @@ public struct Daemon: Sendable {
             services.append(
                 APIServer(
                     address: .tcp(host: host, port: port),
-                    workflow: ProductWorkflow(store: store, settings: configuration.product), logger: logger))
+                    workflow: ProductWorkflow(store: store, settings: configuration.product),
+                    live: HealthBoardStatus(health: health), metrics: metrics, logger: logger))
         case .unixSocket(let path):
             // A socket left by a daemon that was killed would make the bind fail; only a socket is removed.
             try await NIOThreadPool.singleton.runIfActive {
@@ -93,7 +96,8 @@ public struct Daemon: Sendable {
             services.append(
                 APIServer(
                     address: .unixSocket(path: path),
-                    workflow: ProductWorkflow(store: store, settings: configuration.product), logger: logger))
+                    workflow: ProductWorkflow(store: store, settings: configuration.product),
+                    live: HealthBoardStatus(health: health), metrics: metrics, logger: logger))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))

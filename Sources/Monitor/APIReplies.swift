@@ -63,7 +63,7 @@ enum Reply {
                 (.unauthorized, "not_authenticated")
             case .roleNotAllowed, .firstUserMustBeSupervisor, .signerRequired:
                 (.forbidden, "not_permitted")
-            case .unknownRun, .unknownProduct:
+            case .unknownRun, .unknownProduct, .noActiveAlarm:
                 (.notFound, "not_found")
             case .noLabValues, .notReleased, .runHasNoCollectedVolume, .store, .changedSinceShown, .implausibleRunValue:
                 (.conflict, "conflict")

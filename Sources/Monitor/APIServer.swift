@@ -25,8 +25,23 @@ public struct APIServer: Service {
     /// Wait before trying to bind again (port taken, socket directory missing).
     static let retryInterval: Duration = .seconds(10)
 
-    public init(address: APIAddress, workflow: ProductWorkflow, logger: Logger) {
+    public init(
+        address: APIAddress, workflow: ProductWorkflow, live: any LiveStatus = NoLiveStatus(),
+        metrics: DaemonMetrics = DaemonMetrics(), logger: Logger,
+        now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
+    ) {
         let router = Router()
+        router.get("metrics") { _, _ in
+            let store = workflow.store
+            let text = metrics.render(
+                devices: live.devices(), activeAlarms: (try? await store.activeAlarms()) ?? [],
+                raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:])
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        // The unit's routes first: the product routes end with the JSON catch-all for /api.
+        UnitRoutes(workflow: workflow, live: live, now: now).register(on: router)
         APIRoutes(workflow: workflow).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])

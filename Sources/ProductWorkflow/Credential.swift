@@ -19,9 +19,11 @@ public enum Permission: String, Sendable, CaseIterable {
     case enterLabValues = "entering lab values"
     case release = "releasing a product"
     case printLabels = "printing labels"
+    case acknowledgeAlarm = "acknowledging an alarm"
 
     public var allowedRoles: [UserRole] {
         switch self {
+        case .acknowledgeAlarm: [.operator, .lab, .supervisor]
         case .manageUsers: [.supervisor]
         case .createProduct, .enterLabValues, .release, .printLabels: [.lab, .supervisor]
         }

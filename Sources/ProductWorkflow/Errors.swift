@@ -10,6 +10,7 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
     case signerRequired
     case changedSinceShown(product: String)
     case implausibleRunValue(runRef: Int64, what: String)
+    case noActiveAlarm(Int64)
     case roleNotAllowed(user: String, role: UserRole, action: String, allowed: [UserRole])
     case firstUserMustBeSupervisor
     case passwordTooShort(minimum: Int)
@@ -38,6 +39,7 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
         case .signerRequired: "users exist already: a supervisor must sign for a new one (--by SUPERVISOR)"
         case .changedSinceShown(let product):
             "product \(product) changed after it was shown for signing (new lab values or configuration); review it and sign again"
+        case .noActiveAlarm(let id): "no active alarm with id \(id) (it may have cleared)"
         case .implausibleRunValue(let ref, let what):
             "run \(ref) reports an implausible \(what); check the device and its export file before making a product"
         case .roleNotAllowed(let user, let role, let action, let allowed):

@@ -18,7 +18,10 @@ struct Apheresisctl: AsyncParsableCommand {
             Actions that change records ask for the acting user's password: at the terminal \
             without echo, or one line per password on standard input when it is not a terminal.
             """,
-        subcommands: [UserCommand.self, RunsCommand.self, ProductCommand.self, AuditCommand.self]
+        subcommands: [
+            StatusCommand.self, AlarmsCommand.self, AckCommand.self, UserCommand.self, RunsCommand.self, ProductCommand.self,
+            AuditCommand.self,
+        ]
     )
 }
 

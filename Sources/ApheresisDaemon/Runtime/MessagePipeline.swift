@@ -1,5 +1,6 @@
 import ApheresisCore
 import Logging
+import Monitor
 import RecordStore
 import SeparatorProtocol
 
@@ -13,11 +14,16 @@ actor MessagePipeline {
     let store: RecordStore
     let profiles: [LimitProfile]
     let health: HealthBoard
+    let metrics: DaemonMetrics?
     let logger: Logger
     private var monitors: [String: RunMonitor] = [:]
     private var serialNumber: String?
 
-    init(deviceName: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, logger: Logger) {
+    init(
+        deviceName: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, metrics: DaemonMetrics? = nil,
+        logger: Logger
+    ) {
+        self.metrics = metrics
         self.deviceName = deviceName
         self.store = store
         self.profiles = profiles
@@ -75,6 +81,7 @@ actor MessagePipeline {
 
         do {
             let outcome: CommitOutcome
+            let commitStarted = ContinuousClock.now
             do {
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
@@ -87,6 +94,7 @@ actor MessagePipeline {
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
                     sampleQuality: quality.map(\.storeLabel))
             }
+            metrics?.observeCommit(device: deviceName, duration: ContinuousClock.now - commitStarted)
             health.storeWrote(at: DaemonClock.monotonic)
             switch outcome {
             case .stored:

@@ -1,0 +1,226 @@
+import Foundation
+import Hummingbird
+import ProductWorkflow
+import RecordStore
+import SeparatorProtocol
+
+/// `/api/v1` for the collection unit: devices and their links, runs, samples, alarms and events.
+/// Every value that can go stale carries its age; a device whose link is down says so.
+struct UnitRoutes: Sendable {
+    let workflow: ProductWorkflow
+    let live: any LiveStatus
+    let now: @Sendable () -> Int64
+
+    var store: RecordStore { workflow.store }
+
+    func register(on router: Router<BasicRequestContext>) {
+        let v1 = router.group("api/v1")
+        v1.get("devices") { _, _ in await guarded { Reply.json(live.devices()) } }
+        v1.get("runs") { _, _ in await guarded { try await runs() } }
+        v1.get("runs/:run") { _, context in await guarded { try await run(context) } }
+        v1.get("runs/:run/samples") { request, context in await guarded { try await samples(request, context) } }
+        v1.get("alarms") { request, _ in await guarded { try await alarms(request) } }
+        v1.post("alarms/:alarm/acknowledge") { request, context in await guarded { try await acknowledge(request, context) } }
+        v1.get("events") { request, _ in await guarded { try await events(request) } }
+    }
+
+    // MARK: JSON
+
+    struct PatientJSON: Encodable {
+        var id: String?
+        var familyName: String?
+        var givenName: String?
+        var birthDate: String?
+        var sex: String?
+        var heightCentimetres: Double?
+        var weightKilograms: Double?
+    }
+
+    struct RunJSON: Encodable {
+        var id: Int64
+        var deviceSerial: String
+        var runId: String
+        var procedure: String
+        var state: String
+        var profile: String?
+        var patient: PatientJSON
+        var startDeviceTime: String?
+        var endDeviceTime: String?
+        var openedAt: Date
+        var closedAt: Date?
+        var latestSample: SampleJSON?
+        /// Seconds since the newest sample arrived: a value this old is not "current".
+        var latestSampleAgeSeconds: Double?
+        var productId: Int64?
+    }
+
+    struct ValueJSON: Encodable {
+        var value: Double
+        var unit: String
+    }
+
+    struct SampleJSON: Encodable {
+        var runTimeMinutes: Double?
+        var deviceTime: String?
+        var values: [String: ValueJSON]
+        var qualityFlags: [String]
+    }
+
+    struct AlarmJSON: Encodable {
+        var id: Int64
+        var deviceSerial: String
+        var runId: Int64?
+        var code: String
+        var level: String
+        var state: String
+        var value: Double?
+        var limit: Double?
+        var unit: String?
+        var message: String?
+        var raisedAt: Date
+        var raisedRunTimeMinutes: Double?
+        var ageSeconds: Double
+        var acknowledgedBy: String?
+        var acknowledgedAt: Date?
+        var clearedAt: Date?
+        var clearReason: String?
+    }
+
+    struct EventJSON: Encodable {
+        var id: Int64
+        var deviceSerial: String?
+        var runId: Int64?
+        var kind: String
+        var at: Date
+        var deviceTime: String?
+        var detail: String?
+    }
+
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+
+    static func sample(_ s: SampleRow) -> SampleJSON {
+        var values: [String: ValueJSON] = [:]
+        for (code, value) in s.values {
+            values[code.rawValue] = ValueJSON(value: value, unit: code.definition?.unit ?? "")
+        }
+        return SampleJSON(
+            runTimeMinutes: s.runTimeMinutes, deviceTime: s.deviceTimestamp.map { "\($0)" }, values: values,
+            qualityFlags: s.qualityFlags)
+    }
+
+    func alarm(_ a: AlarmRow) -> AlarmJSON {
+        AlarmJSON(
+            id: a.id, deviceSerial: a.deviceSerial, runId: a.runRef, code: a.code, level: a.level, state: a.state.rawValue,
+            value: a.value, limit: a.limit, unit: a.unit, message: a.message, raisedAt: Self.date(a.raisedAtUnixMilliseconds),
+            raisedRunTimeMinutes: a.raisedRunTimeMinutes, ageSeconds: Double(now() - a.raisedAtUnixMilliseconds) / 1000,
+            acknowledgedBy: a.acknowledgedBy, acknowledgedAt: a.acknowledgedAtUnixMilliseconds.map(Self.date),
+            clearedAt: a.clearedAtUnixMilliseconds.map(Self.date), clearReason: a.clearReason)
+    }
+
+    func runJSON(_ r: RunRow, withLatest: Bool, productID: Int64?) async throws -> RunJSON {
+        var latest: SampleJSON? = nil
+        var age: Double? = nil
+        if withLatest {
+            latest = try await store.samples(runRef: r.id).last.map(Self.sample)
+            age = try await store.latestSampleReceivedAt(runRef: r.id).map { Double(now() - $0) / 1000 }
+        }
+        return RunJSON(
+            id: r.id, deviceSerial: r.deviceSerial, runId: r.runID, procedure: r.procedure, state: r.state.rawValue,
+            profile: r.profileName,
+            patient: PatientJSON(
+                id: r.patientID, familyName: r.patientFamilyName, givenName: r.patientGivenName, birthDate: r.birthDate,
+                sex: r.sex, heightCentimetres: r.heightCentimetres, weightKilograms: r.weightKilograms),
+            startDeviceTime: r.startDeviceTimestamp.map { "\($0)" }, endDeviceTime: r.endDeviceTimestamp.map { "\($0)" },
+            openedAt: Self.date(r.openedAtUnixMilliseconds), closedAt: r.closedAtUnixMilliseconds.map(Self.date),
+            latestSample: latest, latestSampleAgeSeconds: age, productId: productID)
+    }
+
+    // MARK: Handlers
+
+    func runs() async throws -> Response {
+        let products = Dictionary(try await store.products().map { ($0.runRef, $0.id) }, uniquingKeysWith: { a, _ in a })
+        var out: [RunJSON] = []
+        for r in try await store.runs() { out.append(try await runJSON(r, withLatest: r.state == .open, productID: products[r.id])) }
+        return Reply.json(out)
+    }
+
+    func run(_ context: BasicRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("run", as: Int64.self), let r = try await store.run(id: id) else {
+            return Reply.failure(.notFound, code: "not_found", "no run \(context.parameters.get("run") ?? "")")
+        }
+        return Reply.json(try await runJSON(r, withLatest: true, productID: try await store.product(runRef: id)?.id))
+    }
+
+    /// `?from_min=&to_min=`: a range of run time (minutes), both ends included.
+    func samples(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("run", as: Int64.self), try await store.run(id: id) != nil else {
+            return Reply.failure(.notFound, code: "not_found", "no run \(context.parameters.get("run") ?? "")")
+        }
+        let query = request.uri.queryParameters
+        var from = -Double.infinity
+        var to = Double.infinity
+        for (key, target) in [("from_min", 0), ("to_min", 1)] {
+            guard let text = query[Substring(key)] else { continue }
+            guard let value = Double(String(text)), value.isFinite else {
+                return Reply.failure(.unprocessableContent, code: "invalid", "\(key): \"\(text)\" is not a number of minutes")
+            }
+            if target == 0 { from = value } else { to = value }
+        }
+        let rows = try await store.samples(runRef: id).filter { s in
+            guard let t = s.runTimeMinutes else { return from == -.infinity && to == .infinity }
+            return t >= from && t <= to
+        }
+        return Reply.json(rows.map(Self.sample))
+    }
+
+    /// `?state=active` (default) or `?state=all`; `?run=ID` for one run's.
+    func alarms(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let rows: [AlarmRow]
+        if let run = query["run"] {
+            guard let id = Int64(String(run)) else {
+                return Reply.failure(.unprocessableContent, code: "invalid", "run: \"\(run)\" is not a run id")
+            }
+            rows = try await store.alarms(runRef: id)
+        } else {
+            switch query["state"].map(String.init) ?? "active" {
+            case "active": rows = try await store.activeAlarms()
+            case "all": rows = try await store.allAlarms(limit: 1000)
+            case let other:
+                return Reply.failure(.unprocessableContent, code: "invalid", "state: \"\(other)\" is not active or all")
+            }
+        }
+        return Reply.json(rows.map(alarm))
+    }
+
+    struct AcknowledgeRequest: Decodable {
+        var reason: String?
+    }
+
+    func acknowledge(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let credential = try APIRoutes.credential(request)
+        let body: AcknowledgeRequest = try await APIRoutes.decode(request)
+        guard let id = context.parameters.get("alarm", as: Int64.self) else {
+            return Reply.failure(.notFound, code: "not_found", "alarms are named by their numeric id")
+        }
+        return Reply.json(alarm(try await workflow.acknowledgeAlarm(id: id, by: credential, reason: body.reason)))
+    }
+
+    /// `?run=ID`, `?device=SERIAL`, `?limit=N` (default 200, newest first).
+    func events(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let limit = query["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 10_000) } ?? 200
+        let run = query["run"].flatMap { Int64(String($0)) }
+        let rows = try await store.events(deviceSerial: query["device"].map(String.init), runRef: run, limit: limit)
+        return Reply.json(
+            rows.map {
+                EventJSON(
+                    id: $0.id, deviceSerial: $0.deviceSerial, runId: $0.runRef, kind: $0.kind, at: Self.date($0.atUnixMilliseconds),
+                    deviceTime: $0.deviceTimestamp.map { "\($0)" }, detail: $0.detail)
+            })
+    }
+
+    func guarded(_ body: () async throws -> Response) async -> Response {
+        await APIRoutes(workflow: workflow).guarded(body)
+    }
+}

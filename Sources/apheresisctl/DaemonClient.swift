@@ -1,0 +1,155 @@
+import DaemonConfiguration
+import Foundation
+import Glibc
+
+/// HTTP/1.1 to the running daemon's API, one request per connection, over TCP or a Unix socket.
+/// A CLI is short-lived: the blocking socket runs on a GCD thread, never on the concurrency pool.
+struct DaemonClient: Sendable {
+    enum Endpoint: Sendable, CustomStringConvertible {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+        var description: String {
+            switch self {
+            case .tcp(let host, let port): "\(host):\(port)"
+            case .unix(let path): path
+            }
+        }
+    }
+
+    struct Reply: Sendable {
+        var status: Int
+        var body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+        var data: Any? { json["data"] }
+        var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
+    }
+
+    struct NotRunning: Error, CustomStringConvertible {
+        var endpoint: Endpoint
+        var reason: String
+        var description: String {
+            "apheresisd is not running, or its API is off: nothing answers on \(endpoint) (\(reason)). "
+                + "Start it (systemctl start apheresisd, or make demo), or give --api http://HOST:PORT."
+        }
+    }
+
+    let endpoint: Endpoint
+
+    /// `--api http://host:port` or `unix:/path`, else the configuration's `[api]`.
+    init?(api: String?, settings: APISettings) {
+        if let api {
+            if api.hasPrefix("unix:") {
+                endpoint = .unix(path: String(api.dropFirst(5)))
+                return
+            }
+            guard let url = URL(string: api), let host = url.host, let port = url.port else { return nil }
+            endpoint = .tcp(host: host, port: port)
+            return
+        }
+        switch settings.listen {
+        case .tcp(let host, let port): endpoint = .tcp(host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port)
+        case .unixSocket(let path): endpoint = .unix(path: path)
+        case .off: return nil
+        }
+    }
+
+    func request(_ method: String, _ path: String, json: [String: Any]? = nil, user: (String, String)? = nil) async throws -> Reply {
+        let body = try json.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: apheresisd\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        if !body.isEmpty { head += "Content-Type: application/json\r\n" }
+        if let (name, password) = user {
+            head += "Authorization: Basic " + Data("\(name):\(password)".utf8).base64EncodedString() + "\r\n"
+        }
+        let request = Data((head + "\r\n").utf8) + body
+        let endpoint = self.endpoint
+        let raw: Result<Data, NotRunning> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Self.exchange(endpoint, request)) }
+        }
+        return try Self.parse(try raw.get(), endpoint)
+    }
+
+    static func exchange(_ endpoint: Endpoint, _ request: Data) -> Result<Data, NotRunning> {
+        let fd: Int32
+        switch endpoint {
+        case .tcp(let host, let port):
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>? = nil
+            guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+                return .failure(NotRunning(endpoint: endpoint, reason: "cannot resolve \(host)"))
+            }
+            defer { freeaddrinfo(list) }
+            fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+            guard fd >= 0, connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+                let reason = String(cString: strerror(errno))
+                if fd >= 0 { close(fd) }
+                return .failure(NotRunning(endpoint: endpoint, reason: reason))
+            }
+        case .unix(let path):
+            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+                return .failure(NotRunning(endpoint: endpoint, reason: "socket path too long"))
+            }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (i, b) in bytes.enumerated() { raw[i] = b }
+            }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                return .failure(NotRunning(endpoint: endpoint, reason: reason))
+            }
+        }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var remaining = request[...]
+        while !remaining.isEmpty {
+            let n = remaining.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { return .failure(NotRunning(endpoint: endpoint, reason: "the connection closed while sending")) }
+            remaining = remaining.dropFirst(n)
+        }
+        var reply = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 { return .failure(NotRunning(endpoint: endpoint, reason: "no answer within 30 s")) }
+            if n == 0 { break }
+            reply.append(contentsOf: chunk[0..<n])
+        }
+        return .success(reply)
+    }
+
+    static func parse(_ raw: Data, _ endpoint: Endpoint) throws -> Reply {
+        guard let split = raw.range(of: Data("\r\n\r\n".utf8)) else {
+            throw NotRunning(endpoint: endpoint, reason: "the answer is not HTTP")
+        }
+        let head = String(decoding: raw[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let parts = head[0].split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else {
+            throw NotRunning(endpoint: endpoint, reason: "the answer is not HTTP")
+        }
+        var body = Data(raw[split.upperBound...])
+        if head.contains(where: { $0.lowercased() == "transfer-encoding: chunked" }) { body = dechunk(body) }
+        return Reply(status: status, body: body)
+    }
+
+    static func dechunk(_ data: Data) -> Data {
+        var out = Data()
+        var rest = data[...]
+        while let lineEnd = rest.range(of: Data("\r\n".utf8)) {
+            let sizeText = String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            let start = lineEnd.upperBound
+            let end = rest.index(start, offsetBy: size, limitedBy: rest.endIndex) ?? rest.endIndex
+            out.append(rest[start..<end])
+            rest = rest[end...].dropFirst(2)
+        }
+        return out
+    }
+}

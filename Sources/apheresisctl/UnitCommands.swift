@@ -1,0 +1,163 @@
+import ArgumentParser
+import DaemonConfiguration
+import Foundation
+
+/// Where the running daemon answers.
+struct DaemonOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Configuration file (TOML), as apheresisd's; its [api] says where the daemon listens.", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("The daemon's API: http://HOST:PORT or unix:/path (overrides the configuration).", valueName: "url"))
+    var api: String?
+
+    @Flag(help: "Print the API's JSON instead of a table.") var json = false
+
+    func client() throws -> DaemonClient {
+        let configuration = try StoreOptions(config: config, database: nil).configuration()
+        guard let client = DaemonClient(api: api, settings: configuration.api) else {
+            Console.error(api.map { "\"\($0)\" is not http://HOST:PORT or unix:/path" } ?? "the configuration turns the API off ([api] enabled = false)")
+            throw ExitCode(64)
+        }
+        return client
+    }
+
+    /// GET, or a clear message when the daemon is not there.
+    func get(_ path: String) async throws -> DaemonClient.Reply {
+        do {
+            let reply = try await client().request("GET", path)
+            guard reply.status == 200 else {
+                Console.error("\(path): HTTP \(reply.status): \(reply.errorMessage ?? "")")
+                throw ExitCode(1)
+            }
+            return reply
+        } catch let error as DaemonClient.NotRunning {
+            Console.error(error.description)
+            throw ExitCode(69)  // EX_UNAVAILABLE
+        }
+    }
+}
+
+extension StoreOptions {
+    init(config: String?, database: String?) {
+        self.init()
+        self.config = config
+        self.database = database
+    }
+}
+
+func text(_ value: Any?) -> String {
+    switch value {
+    case nil, is NSNull: "-"
+    case let d as Double: d == d.rounded() && abs(d) < 1e12 ? String(Int64(d)) : String(format: "%.2f", d)
+    case let i as Int: String(i)
+    case let s as String: s
+    case let b as Bool: b ? "yes" : "no"
+    default: "\(value!)"
+    }
+}
+
+func age(_ seconds: Any?) -> String {
+    guard let s = seconds as? Double else { return "-" }
+    if s < 120 { return String(format: "%.0f s", s) }
+    if s < 7200 { return String(format: "%.0f min", s / 60) }
+    return String(format: "%.1f h", s / 3600)
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "One screen: every device's link, its open run, active alarms (from the running daemon).")
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let devices = try await daemon.get("/api/v1/devices")
+        let runs = try await daemon.get("/api/v1/runs")
+        let alarms = try await daemon.get("/api/v1/alarms")
+        if daemon.json {
+            let all: [String: Any] = ["devices": devices.data ?? [], "runs": runs.data ?? [], "alarms": alarms.data ?? []]
+            Console.out(String(decoding: try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        let deviceRows = (devices.data as? [[String: Any]] ?? []).map { d in
+            [text(d["name"]), text(d["link_state"]).uppercased(), age(d["last_activity_age_seconds"]), text(d["serial_number"]),
+             text(d["messages_stored"]), text(d["reconnects"]), text(d["link"])]
+        }
+        Console.out(Table.render(["DEVICE", "LINK", "LAST", "SERIAL", "STORED", "RECONNECTS", "VIA"], deviceRows))
+        let open = (runs.data as? [[String: Any]] ?? []).filter { $0["state"] as? String == "open" }
+        Console.out("")
+        if open.isEmpty {
+            Console.out("no run open")
+        } else {
+            Console.out(
+                Table.render(
+                    ["RUN", "DEVICE", "PATIENT", "RUN_MIN", "COLLECT_ML", "AC_RATIO", "DATA_AGE"],
+                    open.map { r in
+                        let values = (r["latest_sample"] as? [String: Any])?["values"] as? [String: Any] ?? [:]
+                        func v(_ code: String) -> String { text((values[code] as? [String: Any])?["value"]) }
+                        return [text(r["run_id"]), text(r["device_serial"]), text((r["patient"] as? [String: Any])?["id"]),
+                            text((r["latest_sample"] as? [String: Any])?["run_time_minutes"]), v("COLLECT_VOL"), v("AC_RATIO"),
+                            age(r["latest_sample_age_seconds"])]
+                    }))
+        }
+        Console.out("")
+        let active = alarms.data as? [[String: Any]] ?? []
+        Console.out(active.isEmpty ? "no active alarm" : AlarmsCommand.table(active))
+    }
+}
+
+struct AlarmsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alarms", abstract: "Active alarms (or --all), from the running daemon.")
+    @OptionGroup var daemon: DaemonOptions
+    @Flag(help: "Every alarm, cleared ones too (newest 1000).") var all = false
+
+    static func table(_ alarms: [[String: Any]]) -> String {
+        Table.render(
+            ["ID", "LEVEL", "CODE", "STATE", "DEVICE", "RUN", "VALUE", "LIMIT", "AGE", "ACK BY", "MESSAGE"],
+            alarms.map { a in
+                [text(a["id"]), text(a["level"]).uppercased(), text(a["code"]), text(a["state"]), text(a["device_serial"]),
+                 text(a["run_id"]), text(a["value"]) + (a["unit"] as? String).map { " \($0)" }.orEmpty, text(a["limit"]),
+                 age(a["age_seconds"]), text(a["acknowledged_by"]), text(a["message"])]
+            })
+    }
+
+    func run() async throws {
+        let reply = try await daemon.get("/api/v1/alarms?state=\(all ? "all" : "active")")
+        if daemon.json {
+            Console.out(String(decoding: reply.body, as: UTF8.self))
+            return
+        }
+        let rows = reply.data as? [[String: Any]] ?? []
+        Console.out(rows.isEmpty ? "no \(all ? "" : "active ")alarm" : Self.table(rows))
+    }
+}
+
+struct AckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ack", abstract: "Acknowledge an alarm as a signed-in user (any role); it lands in the audit trail.")
+    @OptionGroup var daemon: DaemonOptions
+    @Argument(help: "The alarm's id (see `apheresisctl alarms`).") var alarm: Int64
+    @Option(help: "The acting user.") var user: String
+    @Option(help: "A note kept with the acknowledgement.") var reason: String?
+
+    func run() async throws {
+        let client = try daemon.client()
+        let password = try await Console.password("Password for \(user): ")
+        let reply: DaemonClient.Reply
+        do {
+            reply = try await client.request(
+                "POST", "/api/v1/alarms/\(alarm)/acknowledge", json: reason.map { ["reason": $0] } ?? [:], user: (user, password))
+        } catch let error as DaemonClient.NotRunning {
+            Console.error(error.description)
+            throw ExitCode(69)
+        }
+        guard reply.status == 200 else {
+            Console.error("refused: \(reply.errorMessage ?? "HTTP \(reply.status)")")
+            throw ExitCode(1)
+        }
+        let a = reply.data as? [String: Any] ?? [:]
+        Console.out("alarm \(alarm) \(text(a["code"])) acknowledged by \(text(a["acknowledged_by"])); it stays until its condition clears")
+    }
+}
+
+extension Optional where Wrapped == String {
+    var orEmpty: String { self ?? "" }
+}

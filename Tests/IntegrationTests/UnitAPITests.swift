@@ -1,0 +1,157 @@
+import Foundation
+import RecordStore
+import Testing
+
+/// The unit's endpoints and apheresisctl's live commands against the real daemon, which runs the real
+/// simulator playing the ratio-drift scenario (an AC_RATIO warning about 26 s in at 60x).
+extension Integration {
+    @Suite("The unit's API and apheresisctl status, alarms, ack", .serialized)
+    struct UnitAPITests {
+        @Test("devices, runs, samples, alarms, events; acknowledge over HTTP and from the CLI; a stopped daemon is named")
+        func unitEndpoints() async throws {
+            let directory = try Paths.temporaryDirectory("unit-api")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let daemon = try DaemonProcess(
+                config: """
+                    format = 1
+                    [daemon]
+                    state_directory = "STATE"
+                    [[device]]
+                    name = "optia-sim"
+                    transport = "simulator"
+                    scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
+                    speed = 60
+                    [api]
+                    listen = "127.0.0.1:0"
+                    """, directory: directory)
+            var base = ""
+            try eventually("the API says where it listens: \(daemon.failureText)", timeout: .seconds(30)) {
+                guard let line = daemon.stderrText.split(separator: "\n").first(where: { $0.contains("api: listening on http://") }),
+                    let range = line.range(of: "http://")
+                else { return false }
+                base = String(line[range.lowerBound...].prefix { !$0.isWhitespace })
+                return true
+            }
+            try Integration.ProductWorkflowTests.addUsers(daemon, directory)
+            let op = ("op1", Integration.ProductWorkflowTests.operatorPassword)
+
+            // The device: up, and recently heard from.
+            try await eventuallyAsync("the link is up", timeout: .seconds(30)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/devices")
+                let d = (r.data as? [[String: Any]])?.first
+                return d?["link_state"] as? String == "up" && ((d?["last_activity_age_seconds"] as? Double) ?? 99) < 10
+            }
+            // The open run, its newest sample with its age.
+            var runID = 0
+            try await eventuallyAsync("a run is open with samples", timeout: .seconds(60)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/runs")
+                guard let run = (r.data as? [[String: Any]])?.first(where: { $0["state"] as? String == "open" }),
+                    run["latest_sample"] is [String: Any], let age = run["latest_sample_age_seconds"] as? Double, age < 10
+                else { return false }
+                runID = run["id"] as? Int ?? 0
+                return true
+            }
+            var r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)")
+            #expect(r.status == 200 && (r.data as? [String: Any])?["run_id"] as? String != nil, "\(r)")
+            let patient = (r.data as? [String: Any])?["patient"] as? [String: Any]
+            #expect(patient?["weight_kilograms"] as? Double != nil, "\(r)")
+            try await eventuallyAsync("ten minutes of run", timeout: .seconds(60)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)")
+                return (((r.data as? [String: Any])?["latest_sample"] as? [String: Any])?["run_time_minutes"] as? Double ?? 0) > 10
+            }
+            r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/samples?from_min=2&to_min=5")
+            let window = try #require(r.data as? [[String: Any]], "\(r)")
+            #expect(!window.isEmpty && window.allSatisfy { (2...5).contains($0["run_time_minutes"] as? Double ?? -1) }, "\(r)")
+            let collect = (window.last?["values"] as? [String: Any])?["COLLECT_VOL"] as? [String: Any]
+            #expect(collect?["unit"] as? String == "mL", "\(window.last ?? [:])")
+            r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/samples?from_min=soon")
+            #expect(r.status == 422 && r.errorMessage.contains("from_min"), "\(r)")
+            r = try await HTTP.request("GET", base + "/api/v1/runs/999/samples")
+            #expect(r.status == 404, "\(r)")
+
+            // The alarm, acknowledged over HTTP.
+            var alarmID = 0
+            try await eventuallyAsync("the AC_RATIO warning is raised", timeout: .seconds(90)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/alarms")
+                guard let a = (r.data as? [[String: Any]])?.first(where: { $0["code"] as? String == "AC_RATIO" }) else { return false }
+                alarmID = a["id"] as? Int ?? 0
+                return a["age_seconds"] is Double
+            }
+            r = try await HTTP.request("POST", base + "/api/v1/alarms/\(alarmID)/acknowledge", json: [String: Any]())
+            #expect(r.status == 401, "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/alarms/\(alarmID)/acknowledge", json: [String: Any](), user: ("op1", "wrong"))
+            #expect(r.status == 401, "\(r)")
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/alarms/\(alarmID)/acknowledge", json: ["reason": "ratio checked at the bedside"], user: op)
+            #expect(r.status == 200, "\(r)")
+            let acked = r.data as? [String: Any]
+            #expect(acked?["acknowledged_by"] as? String == "op1" && ["acknowledged", "raised"].contains(acked?["state"] as? String ?? ""), "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/alarms/424242/acknowledge", json: [String: Any](), user: op)
+            #expect(r.status == 404 && r.errorMessage.contains("no active alarm with id 424242"), "\(r)")
+            r = try await HTTP.request("GET", base + "/api/v1/events?limit=3")
+            #expect(r.status == 200 && ((r.data as? [Any])?.count ?? 99) <= 3, "\(r)")
+
+            // Metrics: clean under promtool (Debian's prometheus package), with the values the API shows.
+            r = try await HTTP.request("GET", base + "/metrics")
+            #expect(r.status == 200 && r.header("Content-Type")?.hasPrefix("text/plain") == true, "\(r.status)")
+            let metrics = r.text
+            let check = try Self.promtool(metrics, in: directory)
+            #expect(check.status == 0, "promtool check metrics: \(check.output)\n\(metrics.prefix(3000))")
+            #expect(Self.value(metrics, #"apheresisd_link_up{device="optia-sim"}"#) == 1, "\(metrics.prefix(3000))")
+            #expect((Self.value(metrics, #"apheresisd_messages_stored_total{device="optia-sim"}"#) ?? 0) > 10)
+            #expect((Self.value(metrics, #"apheresisd_store_commit_duration_seconds_count{device="optia-sim"}"#) ?? 0) > 10)
+            #expect(metrics.contains(#"code="AC_RATIO""#), "\(metrics.prefix(3000))")
+
+            // The CLI against the running daemon.
+            let api = ["--api", base]
+            var c = try Ctl.run(["status"] + api, in: directory)
+            #expect(c.status == 0 && c.stdout.contains("optia-sim") && c.stdout.contains("UP"), "\(c)")
+            c = try Ctl.run(["status", "--json"] + api, in: directory)
+            #expect(c.status == 0 && c.stdout.hasPrefix("{") && c.stdout.contains("\"devices\""), "\(c)")
+            c = try Ctl.run(["alarms", "--all"] + api, in: directory)
+            #expect(c.status == 0 && c.stdout.contains("AC_RATIO") && c.stdout.contains("op1"), "\(c)")
+            c = try Ctl.run(["ack", String(alarmID), "--user", "op1"] + api, stdin: ["wrong-password"], in: directory)
+            #expect(c.status == 1 && c.stderr.contains("the user name or the password is wrong"), "\(c)")
+            c = try Ctl.run(["ack", String(alarmID), "--user", "op1"] + api, stdin: [op.1], in: directory)
+            #expect(c.status == 0 && c.stdout.contains("acknowledged by op1"), "\(c)")
+
+            // The acknowledgement is in the store and in the audit trail.
+            let store = try await RecordStore.open(path: daemon.databasePath)
+            let events = try await store.alarmEvents(alarmRef: Int64(alarmID))
+            #expect(events.contains { $0.kind == .acknowledged && $0.actor == "op1" }, "\(events)")
+            let audit = try await store.auditEntries(entity: "alarm", entityID: String(alarmID))
+            let ack = audit.first { $0.action == "alarm.acknowledge" }
+            #expect(ack?.actor == "op1" && ack?.reason == "ratio checked at the bedside", "\(audit)")
+            #expect(audit.contains { $0.action == "refused.acknowledgeAlarm" && $0.reason == "wrong password for op1" }, "\(audit)")
+            try await store.close()
+
+            try daemon.stop()
+            c = try Ctl.run(["status"] + api, in: directory)
+            #expect(c.status == 69 && c.stderr.contains("apheresisd is not running"), "\(c)")
+        }
+    
+        static func promtool(_ text: String, in directory: URL) throws -> (status: Int32, output: String) {
+            let input = directory.appendingPathComponent("metrics.txt")
+            try text.write(to: input, atomically: true, encoding: .utf8)
+            let output = directory.appendingPathComponent("promtool.out")
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+            p.arguments = ["check", "metrics"]
+            p.standardInput = try FileHandle(forReadingFrom: input)
+            p.standardOutput = try FileHandle(forWritingTo: output)
+            p.standardError = p.standardOutput
+            try p.run()
+            p.waitUntilExit()
+            return (p.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+        }
+
+        /// The value of one series (`name{labels}` exactly as written), from the text format.
+        static func value(_ text: String, _ series: String) -> Double? {
+            for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+                return Double(line.dropFirst(series.count + 1).split(separator: " ").first ?? "")
+            }
+            return nil
+        }
+    }
+}
