@@ -507,13 +507,6 @@ extension RecordStore {
         }
     }
 
-    public func signatures(productRef: Int64) async throws -> [SignatureRow] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM signatures WHERE product_ref = ? ORDER BY id", arguments: [productRef])
-                .map(ProductReader.signature)
-        }
-    }
-
     /// The release that applies now: a signature on the current computation, or nil.
     public func currentRelease(productRef: Int64) async throws -> SignatureRow? {
         try await pool.read { db in try ProductReader.currentRelease(db, productRef: productRef) }
@@ -576,18 +569,6 @@ extension RecordStore {
             return ProductSnapshot(
                 product: product, run: run, labResults: labs, computation: current?.0, units: current?.1 ?? [],
                 release: release, signatures: signatures, labelPrints: prints)
-        }
-    }
-
-    public func labelPrints(productRef: Int64) async throws -> [LabelPrintRow] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT label_prints.* FROM label_prints JOIN units ON units.id = label_prints.unit_ref
-                    WHERE units.product_ref = ? ORDER BY label_prints.id
-                    """, arguments: [productRef]
-            ).map(ProductReader.labelPrint)
         }
     }
 }

@@ -24,17 +24,13 @@ extension RecordStore {
     /// active alarm with that id.
     public func acknowledgeAlarm(id: Int64, by actor: String, reason: String?, atUnixMilliseconds at: Int64) async throws -> AlarmRow? {
         try await pool.write { db in
-            guard let before = try Reader.alarm(db, id: id), before.state != .cleared else { return nil }
-            guard before.state == .raised else { return before }
-            try Writer.step(
-                db, alarmRef: id, AlarmChange(kind: .acknowledged, code: before.code, level: before.level, by: actor),
-                messageRef: nil, at: at)
-            let after = try Reader.alarm(db, id: id)
-            let row = try Row.fetchOne(db, sql: "SELECT * FROM alarms WHERE id = ?", arguments: [id])
-            try Audit.append(
-                db, at: at, actor: actor, action: "alarm.acknowledge", entity: "alarm", entityID: String(id),
-                old: nil, new: row.map { Audit.canonicalJSON($0, excluded: []) }, reason: reason)
-            return after
+            let (alarm, changed) = try Writer.acknowledge(db, alarmID: id, by: actor, at: at)
+            if changed, let row = try Row.fetchOne(db, sql: "SELECT * FROM alarms WHERE id = ?", arguments: [id]) {
+                try Audit.append(
+                    db, at: at, actor: actor, action: "alarm.acknowledge", entity: "alarm", entityID: String(id),
+                    old: nil, new: Audit.canonicalJSON(row, excluded: []), reason: reason)
+            }
+            return alarm
         }
     }
 }
@@ -52,5 +48,15 @@ extension RecordStore {
             }
             return counts
         }
+    }
+}
+
+extension Writer {
+    /// The one acknowledgement step: nil for no active alarm, unchanged when already acknowledged.
+    static func acknowledge(_ db: Database, alarmID id: Int64, by: String, at: Int64) throws -> (alarm: AlarmRow?, changed: Bool) {
+        guard let alarm = try Reader.alarm(db, id: id), alarm.state != .cleared else { return (nil, false) }
+        guard alarm.state == .raised else { return (alarm, false) }
+        try step(db, alarmRef: id, AlarmChange(kind: .acknowledged, code: alarm.code, level: alarm.level, by: by), messageRef: nil, at: at)
+        return (try Reader.alarm(db, id: id), true)
     }
 }

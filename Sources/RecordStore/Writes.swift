@@ -67,15 +67,7 @@ extension RecordStore {
     /// Acknowledges an active alarm by id (operator action). Returns the alarm after the change; nil when
     /// there is no such alarm or it is cleared. Acknowledging an acknowledged alarm changes nothing.
     public func acknowledgeAlarm(id: Int64, by: String, atUnixMilliseconds: Int64) async throws -> AlarmRow? {
-        try await pool.write { db in
-            guard let alarm = try Reader.alarm(db, id: id), alarm.state != .cleared else { return nil }
-            guard alarm.state == .raised else { return alarm }
-            try Writer.step(
-                db, alarmRef: id,
-                AlarmChange(kind: .acknowledged, code: alarm.code, level: alarm.level, by: by),
-                messageRef: nil, at: atUnixMilliseconds)
-            return try Reader.alarm(db, id: id)
-        }
+        try await pool.write { db in try Writer.acknowledge(db, alarmID: id, by: by, at: atUnixMilliseconds).alarm }
     }
 
     /// Keeps input whose frames were intact but whose records did not parse, byte for byte, with the reason.
