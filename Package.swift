@@ -145,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "apheresisctl",
             dependencies: [
-                "ProductWorkflow", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities",
+                "ProductWorkflow", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities", "SeparatorProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift6
@@ -203,6 +203,7 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor"], swiftSettings: strictSwift6),
         .testTarget(
             name: "ISBT128Tests",
             dependencies: ["ISBT128", .product(name: "PropertyBased", package: "swift-property-based")],

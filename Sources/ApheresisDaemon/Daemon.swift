@@ -32,6 +32,10 @@ public struct Daemon: Sendable {
         logger.notice("store open: \(configuration.databasePath)")
         let health = HealthBoard()
         let metrics = DaemonMetrics()
+        let feed = LiveFeed()
+        health.observeLinkChanges { device, state in
+            feed.publish("link", LinkEvent(device: device, linkState: state.rawValue, at: Date()))
+        }
         let notifier = SystemdNotifier(environment: environment)
         let group = MultiThreadedEventLoopGroup.singleton
 
@@ -45,7 +49,7 @@ public struct Daemon: Sendable {
                     name: device.name, source: source,
                     pipeline: MessagePipeline(
                         deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
-                        metrics: metrics, logger: logger),
+                        metrics: metrics, feed: feed, logger: logger),
                     group: group, health: health, settings: settings, logger: logger)
             }
             switch device.transport {
@@ -86,7 +90,7 @@ public struct Daemon: Sendable {
                 APIServer(
                     address: .tcp(host: host, port: port),
                     workflow: ProductWorkflow(store: store, settings: configuration.product),
-                    live: HealthBoardStatus(health: health), metrics: metrics, logger: logger))
+                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, logger: logger))
         case .unixSocket(let path):
             // A socket left by a daemon that was killed would make the bind fail; only a socket is removed.
             try await NIOThreadPool.singleton.runIfActive {
@@ -97,7 +101,7 @@ public struct Daemon: Sendable {
                 APIServer(
                     address: .unixSocket(path: path),
                     workflow: ProductWorkflow(store: store, settings: configuration.product),
-                    live: HealthBoardStatus(health: health), metrics: metrics, logger: logger))
+                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, logger: logger))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))
@@ -113,4 +117,11 @@ public struct Daemon: Sendable {
         try await store.close()
         logger.notice("stopped")
     }
+}
+
+/// A link state change on the live stream.
+struct LinkEvent: Encodable {
+    var device: String
+    var linkState: String
+    var at: Date
 }

@@ -22,12 +22,13 @@ public struct APIServer: Service {
     let application: Application<RouterResponder<BasicRequestContext>>
     let address: APIAddress
     let logger: Logger
+    let feed: LiveFeed
     /// Wait before trying to bind again (port taken, socket directory missing).
     static let retryInterval: Duration = .seconds(10)
 
     public init(
         address: APIAddress, workflow: ProductWorkflow, live: any LiveStatus = NoLiveStatus(),
-        metrics: DaemonMetrics = DaemonMetrics(), logger: Logger,
+        metrics: DaemonMetrics = DaemonMetrics(), feed: LiveFeed = LiveFeed(), logger: Logger,
         now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
     ) {
         let router = Router()
@@ -41,7 +42,10 @@ public struct APIServer: Service {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         // The unit's routes first: the product routes end with the JSON catch-all for /api.
-        UnitRoutes(workflow: workflow, live: live, now: now).register(on: router)
+        let units = UnitRoutes(workflow: workflow, live: live, now: now)
+        units.register(on: router)
+        StreamRoute(units: units, feed: feed).register(on: router)
+        self.feed = feed
         APIRoutes(workflow: workflow).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])
@@ -71,7 +75,13 @@ public struct APIServer: Service {
     public func run() async throws {
         while true {
             do {
-                try await application.run()
+                // Live streams never end on their own: end them so that the server can stop.
+                let feed = self.feed
+                try await withGracefulShutdownHandler {
+                    try await application.run()
+                } onGracefulShutdown: {
+                    feed.finishAll()
+                }
                 return
             } catch {
                 logger.error("api: cannot listen on \(address): \(error); trying again in \(Self.retryInterval)")

@@ -19,8 +19,8 @@ struct Apheresisctl: AsyncParsableCommand {
             without echo, or one line per password on standard input when it is not a terminal.
             """,
         subcommands: [
-            StatusCommand.self, AlarmsCommand.self, AckCommand.self, UserCommand.self, RunsCommand.self, ProductCommand.self,
-            AuditCommand.self,
+            StatusCommand.self, WatchCommand.self, AlarmsCommand.self, AckCommand.self, UserCommand.self, RunsCommand.self, ExportCommand.self,
+            ProductCommand.self, AuditCommand.self,
         ]
     )
 }

@@ -68,7 +68,8 @@ struct DaemonClient: Sendable {
         return try Self.parse(try raw.get(), endpoint)
     }
 
-    static func exchange(_ endpoint: Endpoint, _ request: Data) -> Result<Data, NotRunning> {
+    /// A connected socket to the daemon, or why there is none.
+    static func connect(_ endpoint: Endpoint) -> Result<Int32, NotRunning> {
         let fd: Int32
         switch endpoint {
         case .tcp(let host, let port):
@@ -80,7 +81,7 @@ struct DaemonClient: Sendable {
             }
             defer { freeaddrinfo(list) }
             fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-            guard fd >= 0, connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            guard fd >= 0, Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
                 let reason = String(cString: strerror(errno))
                 if fd >= 0 { close(fd) }
                 return .failure(NotRunning(endpoint: endpoint, reason: reason))
@@ -97,13 +98,22 @@ struct DaemonClient: Sendable {
                 for (i, b) in bytes.enumerated() { raw[i] = b }
             }
             let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
             guard connected == 0 else {
                 let reason = String(cString: strerror(errno))
                 close(fd)
                 return .failure(NotRunning(endpoint: endpoint, reason: reason))
             }
+        }
+        return .success(fd)
+    }
+
+    static func exchange(_ endpoint: Endpoint, _ request: Data) -> Result<Data, NotRunning> {
+        let fd: Int32
+        switch connect(endpoint) {
+        case .success(let connected): fd = connected
+        case .failure(let error): return .failure(error)
         }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
@@ -151,5 +161,110 @@ struct DaemonClient: Sendable {
             rest = rest[end...].dropFirst(2)
         }
         return out
+    }
+}
+
+extension DaemonClient {
+    struct StreamEvent: Sendable {
+        var name: String
+        var data: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    /// The live stream's events as they arrive (read on a GCD thread). Ends when the daemon closes it.
+    func events(_ path: String) throws -> AsyncThrowingStream<StreamEvent, any Error> {
+        let endpoint = self.endpoint
+        return AsyncThrowingStream { continuation in
+            DispatchQueue.global().async {
+                let request = Data("GET \(path) HTTP/1.1\r\nHost: apheresisd\r\nAccept: text/event-stream\r\n\r\n".utf8)
+                let result = Self.streamExchange(endpoint, request) { event in
+                    if case .terminated = continuation.yield(event) { return false }
+                    return true
+                }
+                switch result {
+                case .success: continuation.finish()
+                case .failure(let error): continuation.finish(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Connects like `exchange`, then calls `onEvent` for each complete event until it returns false.
+    static func streamExchange(_ endpoint: Endpoint, _ request: Data, onEvent: (StreamEvent) -> Bool) -> Result<Void, NotRunning> {
+        let fd: Int32
+        switch connect(endpoint) {
+        case .success(let connected): fd = connected
+        case .failure(let error): return .failure(error)
+        }
+        defer { close(fd) }
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var decoder = EventStreamDecoder()
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { return .success(()) }
+            do {
+                for event in try decoder.feed(chunk[0..<n]) where !onEvent(event) { return .success(()) }
+            } catch {
+                return .failure(NotRunning(endpoint: endpoint, reason: "\(error)"))
+            }
+        }
+    }
+}
+
+/// Server-Sent Events over HTTP/1.1, fed bytes as they arrive: the head (status checked), chunked
+/// transfer coding, then events separated by a blank line. Bytes, not Strings: as a Swift String
+/// "\r\n" is one Character, and a multi-byte character may straddle two reads.
+struct EventStreamDecoder {
+    struct Refused: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private var wire: [UInt8] = []
+    private var body: [UInt8] = []
+    private var head: String?
+    private var chunked = false
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws -> [DaemonClient.StreamEvent] {
+        wire += bytes
+        let crlf: [UInt8] = [13, 10]
+        if head == nil {
+            guard let end = wire.firstRange(of: crlf + crlf) else { return [] }
+            let text = String(decoding: wire[..<end.lowerBound], as: UTF8.self)
+            wire.removeSubrange(..<end.upperBound)
+            head = text
+            let lines = text.components(separatedBy: "\r\n")
+            let status = lines[0].split(separator: " ").dropFirst().first.flatMap { Int($0) }
+            guard status == 200 else { throw Refused(description: "the stream answered \(lines[0])") }
+            chunked = lines.contains { $0.lowercased() == "transfer-encoding: chunked" }
+        }
+        if chunked {
+            while let lineEnd = wire.firstRange(of: crlf) {
+                let sizeText = String(decoding: wire[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+                guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                    throw Refused(description: "bad chunk size line \"\(sizeText)\"")
+                }
+                let start = lineEnd.upperBound
+                guard wire.count >= start + size + 2 else { break }
+                body += wire[start..<start + size]
+                wire.removeSubrange(..<(start + size + 2))
+            }
+        } else {
+            body += wire
+            wire.removeAll()
+        }
+        var events: [DaemonClient.StreamEvent] = []
+        while let end = body.firstRange(of: [10, 10] as [UInt8]) {
+            let block = String(decoding: body[..<end.lowerBound], as: UTF8.self)
+            body.removeSubrange(..<end.upperBound)
+            var name = "message"
+            var data: [String] = []
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data.append(String(line.dropFirst(6))) }
+            }
+            if !data.isEmpty { events.append(DaemonClient.StreamEvent(name: name, data: data.joined(separator: "\n"))) }
+        }
+        return events
     }
 }

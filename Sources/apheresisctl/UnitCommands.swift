@@ -161,3 +161,50 @@ struct AckCommand: AsyncParsableCommand {
 extension Optional where Wrapped == String {
     var orEmpty: String { self ?? "" }
 }
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Live: one line per sample, alarm, link change and run start or end, from the daemon's stream.")
+    @OptionGroup var daemon: DaemonOptions
+    @Option(help: "Stop after this many events (for scripts); default: until Ctrl-C.") var count: Int?
+
+    func run() async throws {
+        let client = try daemon.client()
+        var seen = 0
+        do {
+            for try await event in try client.events("/api/v1/stream") {
+                Console.out(daemon.json ? "{\"event\":\"\(event.name)\",\"data\":\(event.data)}" : Self.line(event))
+                seen += 1
+                if let count, seen >= count { return }
+            }
+            Console.error("the daemon closed the stream")
+            throw ExitCode(1)
+        } catch let error as DaemonClient.NotRunning {
+            Console.error(error.description)
+            throw ExitCode(69)
+        }
+    }
+
+    static func line(_ event: DaemonClient.StreamEvent) -> String {
+        let j = event.json
+        switch event.name {
+        case "snapshot":
+            let devices = (j["devices"] as? [[String: Any]] ?? []).map { "\(text($0["name"])) \(text($0["link_state"]).uppercased())" }
+            return "snapshot: " + devices.joined(separator: ", ") + "; \((j["open_runs"] as? [Any])?.count ?? 0) run(s) open, "
+                + "\((j["active_alarms"] as? [Any])?.count ?? 0) alarm(s) active"
+        case "sample":
+            let values = j["values"] as? [String: Any] ?? [:]
+            func v(_ code: String) -> String { text((values[code] as? [String: Any])?["value"]) }
+            return "\(text(j["device"])) \(text(j["run_id"])) t=\(text(j["run_time_minutes"])) min  collect \(v("COLLECT_VOL")) mL"
+                + "  ratio \(v("AC_RATIO")):1  AC inf \(v("AC_INF_RATE")) mL/min/L  WB \(v("WB_VOL")) mL"
+        case "alarm":
+            return "ALARM \(text(j["change"]).uppercased()) \(text(j["level"]).uppercased()) \(text(j["code"])) on \(text(j["device"])) \(text(j["run_id"])): \(text(j["message"]))"
+        case "link": return "link \(text(j["device"])) is \(text(j["link_state"]).uppercased())"
+        case "run_start": return "run \(text(j["run_id"])) started on \(text(j["device"]))"
+        case "run_end": return "run \(text(j["run_id"])) ended on \(text(j["device"]))"
+        case "dropped": return "dropped by the daemon: \(text(j["reason"]))"
+        default: return "\(event.name): \(event.data)"
+        }
+    }
+}

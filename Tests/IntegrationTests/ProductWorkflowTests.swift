@@ -207,6 +207,21 @@ extension Integration {
                 #expect(text.contains(expected), "label text lacks \(expected):\n\(text)")
             }
 
+            // The run exported, as CSV (one column per code, unit in the header) and as JSON.
+            let sampleCount = try await store.samples(runRef: product.runRef).count
+            r = try ctl(["export", runID, "--format", "csv"])
+            #expect(r.status == 0, "\(r)")
+            let csvLines = r.stdout.split(separator: "\n")
+            #expect(csvLines.count == sampleCount + 1, "\(csvLines.count) lines for \(sampleCount) samples")
+            #expect(csvLines.first?.contains("COLLECT_VOL (mL)") == true && csvLines.first?.contains("AC_RATIO ({ratio})") == true, "\(csvLines.first ?? "")")
+            r = try ctl(["export", runID, "--format", "json", "--output", directory.appendingPathComponent("run.json").path])
+            #expect(r.status == 0, "\(r)")
+            let exported = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("run.json"))) as? [String: Any]
+            #expect((exported?["samples"] as? [Any])?.count == sampleCount)
+            #expect((exported?["run"] as? [String: Any])?["patient_id"] as? String == "PED-000311")
+            let missing = try ctl(["export", "4242"])
+            #expect(missing.status == 1 && missing.stderr.contains("no run with id 4242"), "\(missing)")
+
             // The trail: intact, then tampered with in the file itself.
             r = try ctl(["audit", "verify"])
             #expect(r.status == 0 && r.stdout.contains("audit trail intact"), "\(r)")

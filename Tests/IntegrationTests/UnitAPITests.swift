@@ -130,6 +130,65 @@ extension Integration {
             #expect(c.status == 69 && c.stderr.contains("apheresisd is not running"), "\(c)")
         }
     
+        @Test("the live stream: a snapshot first, then samples, then the alarm as the daemon raises it")
+        func liveStream() async throws {
+            let directory = try Paths.temporaryDirectory("unit-stream")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let daemon = try DaemonProcess(
+                config: """
+                    format = 1
+                    [daemon]
+                    state_directory = "STATE"
+                    [[device]]
+                    name = "optia-sim"
+                    transport = "simulator"
+                    scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
+                    speed = 60
+                    [api]
+                    listen = "127.0.0.1:0"
+                    """, directory: directory)
+            var port = 0
+            try eventually("the API says where it listens: \(daemon.failureText)", timeout: .seconds(30)) {
+                guard let line = daemon.stderrText.split(separator: "\n").first(where: { $0.contains("api: listening on http://127.0.0.1:") }),
+                    let range = line.range(of: "http://127.0.0.1:")
+                else { return false }
+                port = Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0
+                return port > 0
+            }
+            // Connect once the run is under way: the snapshot must carry it.
+            try await eventuallyAsync("a run is open", timeout: .seconds(60)) {
+                let r = try await HTTP.request("GET", "http://127.0.0.1:\(port)/api/v1/runs")
+                return (r.data as? [[String: Any]])?.contains { $0["state"] as? String == "open" } == true
+            }
+            let reader = try EventStreamReader(host: "127.0.0.1", port: port, path: "/api/v1/stream")
+            defer { reader.close() }
+            try eventually("the AC_RATIO alarm arrives on the stream; last events \(reader.events.map(\.name).suffix(5)) \(daemon.failureText)", timeout: .seconds(90)) {
+                reader.events.contains { $0.name == "alarm" && $0.json["code"] as? String == "AC_RATIO" }
+            }
+            #expect(reader.headerText.contains("text/event-stream"), "\(reader.headerText)")
+            let events = reader.events
+            let first = try #require(events.first)
+            #expect(first.name == "snapshot", "\(events.prefix(3).map(\.name))")
+            #expect(first.json["api_version"] as? Int == 1)
+            #expect((first.json["devices"] as? [[String: Any]])?.first?["link_state"] as? String == "up", "\(first.data.prefix(500))")
+            #expect((first.json["open_runs"] as? [[String: Any]])?.count == 1, "\(first.data.prefix(500))")
+            let samples = events.filter { $0.name == "sample" }
+            #expect(samples.count > 3)
+            let times = samples.compactMap { $0.json["run_time_minutes"] as? Double }
+            #expect(times == times.sorted() && !times.isEmpty, "\(times)")
+            #expect(((samples.last?.json["values"] as? [String: Any])?["AC_RATIO"] as? [String: Any])?["unit"] as? String == "{ratio}")
+            let alarm = try #require(events.first { $0.name == "alarm" && $0.json["code"] as? String == "AC_RATIO" })
+            #expect(alarm.json["change"] as? String == "raised" && alarm.json["level"] as? String == "warning", "\(alarm.data)")
+
+            // apheresisctl watch: the same stream, one line per event.
+            let watch = try Ctl.run(["watch", "--api", "http://127.0.0.1:\(port)", "--count", "4"], in: directory, timeout: .seconds(60))
+            let lines = watch.stdout.split(separator: "\n")
+            #expect(watch.status == 0 && lines.count == 4, "\(watch)")
+            #expect(lines.first?.hasPrefix("snapshot: optia-sim UP; 1 run(s) open") == true, "\(watch)")
+            #expect(lines.dropFirst().contains { $0.contains("collect") && $0.contains("ratio") }, "\(watch)")
+            try daemon.stop()
+        }
+
         static func promtool(_ text: String, in directory: URL) throws -> (status: Int32, output: String) {
             let input = directory.appendingPathComponent("metrics.txt")
             try text.write(to: input, atomically: true, encoding: .utf8)

@@ -41,6 +41,12 @@ public final class HealthBoard: Sendable {
     }
 
     private let state = Mutex(Snapshot())
+    private let linkObserver = Mutex<(@Sendable (String, LinkState) -> Void)?>(nil)
+
+    /// Called (outside the lock) whenever a device's link state changes.
+    public func observeLinkChanges(_ observer: @escaping @Sendable (String, LinkState) -> Void) {
+        linkObserver.withLock { $0 = observer }
+    }
 
     public init() {}
 
@@ -51,12 +57,14 @@ public final class HealthBoard: Sendable {
     }
 
     public func update(_ name: String, _ change: (inout Device) -> Void) {
-        state.withLock { snapshot in
-            if var device = snapshot.devices[name] {
-                change(&device)
-                snapshot.devices[name] = device
-            }
+        let changed: LinkState? = state.withLock { snapshot in
+            guard var device = snapshot.devices[name] else { return nil }
+            let before = device.state
+            change(&device)
+            snapshot.devices[name] = device
+            return device.state != before ? device.state : nil
         }
+        if let changed, let observer = linkObserver.withLock({ $0 }) { observer(name, changed) }
     }
 
     public func loopProgressed(_ name: String, at now: Duration) {

@@ -1,3 +1,4 @@
+import Foundation
 import ApheresisCore
 import Logging
 import Monitor
@@ -15,15 +16,17 @@ actor MessagePipeline {
     let profiles: [LimitProfile]
     let health: HealthBoard
     let metrics: DaemonMetrics?
+    let feed: LiveFeed?
     let logger: Logger
     private var monitors: [String: RunMonitor] = [:]
     private var serialNumber: String?
 
     init(
         deviceName: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, metrics: DaemonMetrics? = nil,
-        logger: Logger
+        feed: LiveFeed? = nil, logger: Logger
     ) {
         self.metrics = metrics
+        self.feed = feed
         self.deviceName = deviceName
         self.store = store
         self.profiles = profiles
@@ -99,6 +102,12 @@ actor MessagePipeline {
             switch outcome {
             case .stored:
                 health.update(deviceName) { $0.messagesStored += 1 }
+                if let feed {
+                    LiveEvents.publish(
+                        feed, device: deviceName, message: message, quality: quality.map(\.storeLabel),
+                        alarms: transitions.compactMap(AlarmChange.init),
+                        at: Date(timeIntervalSince1970: Double(wall) / 1000))
+                }
                 if let monitor, monitor.isOpen {
                     monitors[runID] = monitor
                 } else {
