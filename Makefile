@@ -2,9 +2,10 @@
 # Debian packages the build needs first (as root, or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd libsodium-dev libzint-dev zbar-tools poppler-utils
-# Only promtool is wanted from this one (the metrics test); its recommends (exporters, services) are not.
-APT_PACKAGES_BARE := prometheus
+APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd libsodium-dev libzint-dev zbar-tools poppler-utils fonts-dejavu-core
+# Without their recommends: promtool is wanted from prometheus (the metrics test), not its exporters
+# and services; chromium runs headless for the dashboard test, without desktop integration.
+APT_PACKAGES_BARE := prometheus chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
 

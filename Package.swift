@@ -107,6 +107,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The dashboard's files, compiled in as byte arrays (PackageResources.index_html, ...):
+            // nothing to install beside the binary, and no Bundle.module.
+            resources: [
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/dashboard.css"),
+                .embedInCode("Dashboard/dashboard.js"),
+            ],
             swiftSettings: strictSwift6
         ),
 
@@ -203,7 +210,7 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
-        .testTarget(name: "MonitorTests", dependencies: ["Monitor"], swiftSettings: strictSwift6),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strictSwift6),
         .testTarget(
             name: "ISBT128Tests",
             dependencies: ["ISBT128", .product(name: "PropertyBased", package: "swift-property-based")],

@@ -10,7 +10,12 @@ import SeparatorProtocol
 /// volumes integrate over (rates, windows, run-time limit). The device clock
 /// is recorded and checked for jumps, never used for a duration.
 public struct RunMonitor: Sendable {
-    public let profile: LimitProfile
+    /// The profile the run is watched against: the selected one with this run's preset changes.
+    public private(set) var profile: LimitProfile
+    /// The profile selected at run start, before any change for this run.
+    public let baseProfile: LimitProfile
+    /// Presets changed for this run (values in each key's unit), all changes so far merged.
+    public private(set) var presetChanges: [RunPreset: Double] = [:]
     public let start: RunStartValues
     /// What RUN_START raised (the ECV alarm), for the journal.
     public let initialTransitions: [AlarmTransition]
@@ -69,6 +74,7 @@ public struct RunMonitor: Sendable {
 
     public init(runStart: SeparatorMessage, profile: LimitProfile, receivedAt: Duration) {
         self.profile = profile
+        self.baseProfile = profile
         let start = RunStartValues(runStart)
         self.start = start
         self.tickInterval = profile.expectedTickInterval
@@ -98,6 +104,22 @@ public struct RunMonitor: Sendable {
         }
         self.initialTransitions = initial
         self.latestDerived = derived
+    }
+
+    // MARK: - Presets
+
+    /// Changes presets for the rest of this run. Refused as a whole (nothing changes) when a value
+    /// is out of range or would put a warning at or above its alarm. The new lines hold from the
+    /// next evaluation on; an alarm already raised clears or escalates by them then.
+    public mutating func changePresets(_ changes: [RunPreset: Double]) throws(PresetChangeError) {
+        try setPresetChanges(presetChanges.merging(changes) { _, new in new })
+    }
+
+    /// Replaces every change made for this run (restoring a watcher, or undoing a change the store
+    /// refused to record).
+    public mutating func setPresetChanges(_ all: [RunPreset: Double]) throws(PresetChangeError) {
+        profile = try baseProfile.applying(all, totalBloodVolume: start.totalBloodVolume)
+        presetChanges = all
     }
 
     // MARK: - Messages

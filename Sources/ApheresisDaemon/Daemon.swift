@@ -1,6 +1,7 @@
 import ApheresisCore
 import DaemonConfiguration
 import Foundation
+import Synchronization
 import Logging
 import Monitor
 import ProductWorkflow
@@ -36,6 +37,8 @@ public struct Daemon: Sendable {
         health.observeLinkChanges { device, state in
             feed.publish("link", LinkEvent(device: device, linkState: state.rawValue, at: Date()))
         }
+        let watches = RunWatchBoard()
+        let control = PipelineDirectory()
         let notifier = SystemdNotifier(environment: environment)
         let group = MultiThreadedEventLoopGroup.singleton
 
@@ -45,12 +48,13 @@ public struct Daemon: Sendable {
                 reconnectInitial: device.reconnectInitial, reconnectMax: device.reconnectMax,
                 silenceTimeout: device.silenceTimeout)
             func wireDevice(_ source: any LinkSource) -> DeviceService {
-                DeviceService(
-                    name: device.name, source: source,
-                    pipeline: MessagePipeline(
-                        deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
-                        metrics: metrics, feed: feed, logger: logger),
-                    group: group, health: health, settings: settings, logger: logger)
+                let pipeline = MessagePipeline(
+                    deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
+                    metrics: metrics, feed: feed, watches: watches, logger: logger)
+                control.add(pipeline)
+                return DeviceService(
+                    name: device.name, source: source, pipeline: pipeline, group: group, health: health, settings: settings,
+                    logger: logger)
             }
             switch device.transport {
             case .serial(let path, let usbSerial, let usbID, let baud):
@@ -78,30 +82,31 @@ public struct Daemon: Sendable {
                 services.append(wireDevice(TerminalLinkSource(path: link)))
             }
         }
+        let apiAddress: APIAddress?
         switch configuration.api.listen {
         case .off:
             logger.notice("api: off ([api] enabled = false)")
+            apiAddress = nil
         case .tcp(let host, let port):
             if !["127.0.0.1", "::1", "localhost"].contains(host) {
                 logger.warning(
                     "api: listening on \(host), beyond this machine: reading is open and passwords travel in clear; put an authenticating TLS proxy in front")
             }
-            services.append(
-                APIServer(
-                    address: .tcp(host: host, port: port),
-                    workflow: ProductWorkflow(store: store, settings: configuration.product),
-                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, logger: logger))
+            apiAddress = .tcp(host: host, port: port)
         case .unixSocket(let path):
             // A socket left by a daemon that was killed would make the bind fail; only a socket is removed.
             try await NIOThreadPool.singleton.runIfActive {
                 var st = stat()
                 if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
             }
+            apiAddress = .unixSocket(path: path)
+        }
+        if let apiAddress {
             services.append(
                 APIServer(
-                    address: .unixSocket(path: path),
-                    workflow: ProductWorkflow(store: store, settings: configuration.product),
-                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, logger: logger))
+                    address: apiAddress, workflow: ProductWorkflow(store: store, settings: configuration.product),
+                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, watches: watches, control: control,
+                    logger: logger))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))
@@ -124,4 +129,26 @@ struct LinkEvent: Encodable {
     var device: String
     var linkState: String
     var at: Date
+}
+
+/// The RunControl of the API: asks each device's pipeline in turn; the one watching the run acts.
+final class PipelineDirectory: RunControl {
+    private let pipelines = Mutex<[MessagePipeline]>([])
+
+    func add(_ pipeline: MessagePipeline) {
+        pipelines.withLock { $0.append(pipeline) }
+    }
+
+    func changePresets(
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+    ) async throws -> RunWatch? {
+        for pipeline in pipelines.withLock({ $0 }) {
+            if let watch = try await pipeline.changePresets(
+                deviceSerial: deviceSerial, runID: runID, runRef: runRef, changes: changes, reason: reason, by: user)
+            {
+                return watch
+            }
+        }
+        return nil
+    }
 }

@@ -61,7 +61,7 @@ enum Reply {
             switch error {
             case .notAuthenticated, .userDisabled:
                 (.unauthorized, "not_authenticated")
-            case .roleNotAllowed, .firstUserMustBeSupervisor, .signerRequired:
+            case .roleNotAllowed, .firstUserMustBeSupervisor, .signerRequired, .passwordRequiredToSign:
                 (.forbidden, "not_permitted")
             case .unknownRun, .unknownProduct, .noActiveAlarm:
                 (.notFound, "not_found")

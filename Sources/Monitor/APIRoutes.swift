@@ -7,9 +7,11 @@ import RecordStore
 
 /// `/api/v1`: JSON over HTTP for the cell lab and the unit (docs/api.md). Reading is open to whoever
 /// can reach the socket (127.0.0.1 or a Unix socket by default); every write names its user with
-/// HTTP Basic credentials, checked against the store and the user's role, and lands in the audit trail.
+/// HTTP Basic credentials or a dashboard session, checked against the store and the user's role, and
+/// lands in the audit trail.
 struct APIRoutes: Sendable {
     let workflow: ProductWorkflow
+    let sessions: SessionBook
 
     func register(on router: Router<BasicRequestContext>) {
         let v1 = router.group("api/v1")
@@ -91,7 +93,7 @@ struct APIRoutes: Sendable {
 
     func createProduct(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         await guarded {
-            let credential = try Self.credential(request)
+            let credential = try Self.credential(request, sessions: sessions)
             guard let run = context.parameters.get("run", as: Int64.self) else {
                 return Reply.failure(.notFound, code: "not_found", "runs are named by their numeric id")
             }
@@ -103,7 +105,7 @@ struct APIRoutes: Sendable {
 
     func enterLab(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         await guarded {
-            let credential = try Self.credential(request)
+            let credential = try Self.credential(request, sessions: sessions)
             let body: LabRequest = try await Self.decode(request)
             let product = try await workflow.findProduct(try context.parameters.require("product"))
             let values = try LabEntry(
@@ -118,7 +120,7 @@ struct APIRoutes: Sendable {
 
     func release(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         await guarded {
-            let credential = try Self.credential(request)
+            let credential = try Self.credential(request, sessions: sessions)
             let body: ReleaseRequest = try await Self.decode(request)
             guard body.meaning == "released" else {
                 throw ProductWorkflowError.invalidLabValue(field: "meaning", reason: "the only meaning a release signs is \"released\"")
@@ -132,7 +134,7 @@ struct APIRoutes: Sendable {
 
     func print(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         await guarded {
-            let credential = try Self.credential(request)
+            let credential = try Self.credential(request, sessions: sessions)
             let body: PrintRequest = try await Self.decode(request)
             let product = try await workflow.findProduct(try context.parameters.require("product"))
             // Over the API only the configured printer: a request must not send patient data anywhere it likes.
@@ -162,11 +164,24 @@ struct APIRoutes: Sendable {
 
     // MARK: Plumbing
 
-    struct MissingCredentials: Error {}
+    struct MissingCredentials: Error {
+        var message = "this action needs a user: send HTTP Basic credentials, or sign in (POST /api/v1/session)"
+    }
     struct BadBody: Error { var message: String }
 
-    /// HTTP Basic: `Authorization: Basic base64(user:password)`.
-    static func credential(_ request: Request) throws -> Credential {
+    /// HTTP Basic (`Authorization: Basic base64(user:password)`), else a dashboard session: its cookie
+    /// together with the dashboard's header (SessionBook.clientHeader).
+    static func credential(_ request: Request, sessions: SessionBook) throws -> Credential {
+        if request.headers[.authorization] == nil, let token = SessionBook.token(in: request) {
+            guard SessionBook.isDashboardRequest(request) else {
+                throw MissingCredentials(
+                    message: "a session writes only with the header \(SessionBook.clientHeader): \(SessionBook.clientHeaderValue); or send HTTP Basic credentials")
+            }
+            guard let session = sessions.use(token, now: ProductWorkflow.wallClock()) else {
+                throw MissingCredentials(message: "the session has ended (signed out, idle too long, or the daemon restarted): sign in again")
+            }
+            return .session(userName: session.user)
+        }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
             let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
             let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
@@ -223,9 +238,9 @@ struct APIRoutes: Sendable {
             return try await body()
         } catch let error as ProductWorkflowError {
             return Reply.refusal(error)
-        } catch is MissingCredentials {
+        } catch let error as MissingCredentials {
             return Reply.failure(
-                .unauthorized, code: "not_authenticated", "this action needs a user: send HTTP Basic credentials",
+                .unauthorized, code: "not_authenticated", error.message,
                 headers: [.wwwAuthenticate: "Basic realm=\"apheresisd\", charset=\"UTF-8\""])
         } catch let error as BadBody {
             return Reply.failure(.unprocessableContent, code: "invalid", error.message)

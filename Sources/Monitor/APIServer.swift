@@ -28,10 +28,13 @@ public struct APIServer: Service {
 
     public init(
         address: APIAddress, workflow: ProductWorkflow, live: any LiveStatus = NoLiveStatus(),
-        metrics: DaemonMetrics = DaemonMetrics(), feed: LiveFeed = LiveFeed(), logger: Logger,
+        metrics: DaemonMetrics = DaemonMetrics(), feed: LiveFeed = LiveFeed(), watches: RunWatchBoard = RunWatchBoard(),
+        control: any RunControl = NoRunControl(), sessions: SessionBook = SessionBook(), logger: Logger,
         now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
     ) {
         let router = Router()
+        router.add(middleware: DashboardAuthenticationMiddleware())
+        DashboardRoute().register(on: router)
         router.get("metrics") { _, _ in
             let store = workflow.store
             let text = metrics.render(
@@ -42,11 +45,12 @@ public struct APIServer: Service {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         // The unit's routes first: the product routes end with the JSON catch-all for /api.
-        let units = UnitRoutes(workflow: workflow, live: live, now: now)
+        let units = UnitRoutes(workflow: workflow, live: live, watches: watches, control: control, sessions: sessions, now: now)
         units.register(on: router)
         StreamRoute(units: units, feed: feed).register(on: router)
         self.feed = feed
-        APIRoutes(workflow: workflow).register(on: router)
+        SessionRoutes(workflow: workflow, sessions: sessions, now: now).register(on: router)
+        APIRoutes(workflow: workflow, sessions: sessions).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ApheresisCore
 import Hummingbird
 import ProductWorkflow
 import RecordStore
@@ -9,6 +10,9 @@ import SeparatorProtocol
 struct UnitRoutes: Sendable {
     let workflow: ProductWorkflow
     let live: any LiveStatus
+    let watches: RunWatchBoard
+    let control: any RunControl
+    let sessions: SessionBook
     let now: @Sendable () -> Int64
 
     var store: RecordStore { workflow.store }
@@ -19,6 +23,8 @@ struct UnitRoutes: Sendable {
         v1.get("runs") { _, _ in await guarded { try await runs() } }
         v1.get("runs/:run") { _, context in await guarded { try await run(context) } }
         v1.get("runs/:run/samples") { request, context in await guarded { try await samples(request, context) } }
+        v1.get("runs/:run/watch") { _, context in await guarded { try await watch(context) } }
+        v1.post("runs/:run/presets") { request, context in await guarded { try await changePresets(request, context) } }
         v1.get("alarms") { request, _ in await guarded { try await alarms(request) } }
         v1.post("alarms/:alarm/acknowledge") { request, context in await guarded { try await acknowledge(request, context) } }
         v1.get("events") { request, _ in await guarded { try await events(request) } }
@@ -52,6 +58,9 @@ struct UnitRoutes: Sendable {
         /// Seconds since the newest sample arrived: a value this old is not "current".
         var latestSampleAgeSeconds: Double?
         var productId: Int64?
+        /// The watcher's presets, recomputed values and predictions, with the run's history of
+        /// points; nil when the daemon is not watching the run (closed, or from an export file).
+        var watch: RunWatch?
     }
 
     struct ValueJSON: Encodable {
@@ -132,7 +141,8 @@ struct UnitRoutes: Sendable {
                 sex: r.sex, heightCentimetres: r.heightCentimetres, weightKilograms: r.weightKilograms),
             startDeviceTime: r.startDeviceTimestamp.map { "\($0)" }, endDeviceTime: r.endDeviceTimestamp.map { "\($0)" },
             openedAt: Self.date(r.openedAtUnixMilliseconds), closedAt: r.closedAtUnixMilliseconds.map(Self.date),
-            latestSample: latest, latestSampleAgeSeconds: age, productId: productID)
+            latestSample: latest, latestSampleAgeSeconds: age, productId: productID,
+            watch: withLatest ? watches.watch(deviceSerial: r.deviceSerial, runID: r.runID) : nil)
     }
 
     // MARK: Handlers
@@ -198,12 +208,73 @@ struct UnitRoutes: Sendable {
     }
 
     func acknowledge(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let credential = try APIRoutes.credential(request)
+        let credential = try APIRoutes.credential(request, sessions: sessions)
         let body: AcknowledgeRequest = try await APIRoutes.decode(request)
         guard let id = context.parameters.get("alarm", as: Int64.self) else {
             return Reply.failure(.notFound, code: "not_found", "alarms are named by their numeric id")
         }
         return Reply.json(alarm(try await workflow.acknowledgeAlarm(id: id, by: credential, reason: body.reason)))
+    }
+
+    func watch(_ context: BasicRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("run", as: Int64.self), let run = try await store.run(id: id) else {
+            return Reply.failure(.notFound, code: "not_found", "no run with id \(context.parameters.get("run") ?? "")")
+        }
+        guard let watch = watches.watch(deviceSerial: run.deviceSerial, runID: run.runID) else {
+            return Reply.failure(
+                .notFound, code: "not_found",
+                "run \(id) is not watched by this daemon now (\(run.state == .open ? "no message since the daemon started" : "closed")); its samples are at /api/v1/runs/\(id)/samples")
+        }
+        return Reply.json(watch)
+    }
+
+    struct PresetChangeRequest: Decodable {
+        var reason: String?
+        var changes: [String: Double]?
+    }
+
+    /// `{"reason": "...", "changes": {"collect_target_ml": 150, ...}}`: operator or supervisor.
+    func changePresets(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let credential = try APIRoutes.credential(request, sessions: sessions)
+        let body: PresetChangeRequest = try await APIRoutes.decode(request)
+        guard let id = context.parameters.get("run", as: Int64.self), let run = try await store.run(id: id) else {
+            return Reply.failure(.notFound, code: "not_found", "no run with id \(context.parameters.get("run") ?? "")")
+        }
+        let user = try await workflow.authenticate(credential, for: .changeRunPresets, entity: "run", entityID: String(id))
+        guard let reason = body.reason?.trimmingCharacters(in: .whitespacesAndNewlines), !reason.isEmpty else {
+            return Reply.failure(.unprocessableContent, code: "invalid", "reason: a preset change needs a reason, for the audit trail")
+        }
+        guard let raw = body.changes, !raw.isEmpty else {
+            return Reply.failure(
+                .unprocessableContent, code: "invalid",
+                "changes: give at least one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var changes: [RunPreset: Double] = [:]
+        for (key, value) in raw {
+            guard let preset = RunPreset(rawValue: key) else {
+                return Reply.failure(
+                    .unprocessableContent, code: "invalid",
+                    "changes.\(key): not a preset that can change for one run; one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            changes[preset] = value
+        }
+        guard run.state == .open else {
+            return Reply.failure(.conflict, code: "conflict", "run \(id) is closed: presets change only while a run is watched")
+        }
+        do {
+            guard
+                let watch = try await control.changePresets(
+                    deviceSerial: run.deviceSerial, runID: run.runID, runRef: id, changes: changes, reason: reason, by: user.name)
+            else {
+                return Reply.failure(
+                    .conflict, code: "conflict", "run \(id) is not watched by this daemon (no open run with that id on a connected separator)")
+            }
+            return Reply.json(watch)
+        } catch let error as PresetChangeError {
+            return Reply.failure(.unprocessableContent, code: "invalid", "nothing changed: " + error.message)
+        } catch let error as RunNotOpen {
+            return Reply.failure(.conflict, code: "conflict", error.description)
+        }
     }
 
     /// `?run=ID`, `?device=SERIAL`, `?limit=N` (default 200, newest first).
@@ -221,6 +292,6 @@ struct UnitRoutes: Sendable {
     }
 
     func guarded(_ body: () async throws -> Response) async -> Response {
-        await APIRoutes(workflow: workflow).guarded(body)
+        await APIRoutes(workflow: workflow, sessions: sessions).guarded(body)
     }
 }

@@ -6,9 +6,20 @@ import RecordStore
 public struct Credential: Sendable {
     public var userName: String
     public var password: String
+    /// Signed in earlier with the password (a dashboard session): the password is not asked again,
+    /// but the user's role and active state are, on every action. Never enough to sign a release.
+    public private(set) var isSession = false
+
     public init(userName: String, password: String) {
         self.userName = userName
         self.password = password
+    }
+
+    /// A user the caller has already authenticated with their password (SessionBook in Monitor).
+    public static func session(userName: String) -> Credential {
+        var credential = Credential(userName: userName, password: "")
+        credential.isSession = true
+        return credential
     }
 }
 
@@ -20,10 +31,13 @@ public enum Permission: String, Sendable, CaseIterable {
     case release = "releasing a product"
     case printLabels = "printing labels"
     case acknowledgeAlarm = "acknowledging an alarm"
+    case changeRunPresets = "changing a run's presets"
+    case signIn = "signing in"
 
     public var allowedRoles: [UserRole] {
         switch self {
-        case .acknowledgeAlarm: [.operator, .lab, .supervisor]
+        case .acknowledgeAlarm, .signIn: [.operator, .lab, .supervisor]
+        case .changeRunPresets: [.operator, .supervisor]
         case .manageUsers: [.supervisor]
         case .createProduct, .enterLabValues, .release, .printLabels: [.lab, .supervisor]
         }

@@ -8,6 +8,7 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
     case notAuthenticated
     case userDisabled(String)
     case signerRequired
+    case passwordRequiredToSign
     case changedSinceShown(product: String)
     case implausibleRunValue(runRef: Int64, what: String)
     case noActiveAlarm(Int64)
@@ -36,6 +37,7 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
             "\(key) is not set in the configuration file; products cannot be identified without it (docs/configuration.md)"
         case .notAuthenticated: "the user name or the password is wrong; nothing was changed"
         case .userDisabled(let name): "user \(name) is disabled"
+        case .passwordRequiredToSign: "a release is an electronic signature: give your password with it, a signed-in session is not enough"
         case .signerRequired: "users exist already: a supervisor must sign for a new one (--by SUPERVISOR)"
         case .changedSinceShown(let product):
             "product \(product) changed after it was shown for signing (new lab values or configuration); review it and sign again"

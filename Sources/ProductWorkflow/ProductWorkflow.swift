@@ -78,7 +78,9 @@ public struct ProductWorkflow: Sendable {
         // The reply never says whether the name or the password was wrong; the audit entry does.
         var auditReason: String? = nil
         if let user {
-            if await !PasswordHash.verify(credential.password, against: user.passwordHash) {
+            if credential.isSession, permission == .release {
+                refusal = .passwordRequiredToSign
+            } else if !credential.isSession, await !PasswordHash.verify(credential.password, against: user.passwordHash) {
                 refusal = .notAuthenticated
                 auditReason = "wrong password for \(user.name)"
             } else if !user.isActive {

@@ -53,6 +53,7 @@ enum Audit {
         ("units", "unit", []),
         ("signatures", "signature", []),
         ("label_prints", "label_print", []),
+        ("run_preset_changes", "run_preset_change", []),
     ]
 
     /// SHA-256 over the fields, each as its UTF-8 length, ':' and its bytes (a missing value as '-'):
@@ -276,6 +277,14 @@ extension RecordStore {
     /// A refusal that must stay on record (a wrong password at a signature, a print before release).
     public func recordRefusal(
         actor: String, action: String, entity: String, entityID: String, reason: String, atUnixMilliseconds: Int64
+    ) async throws {
+        try await recordAuditEntry(
+            actor: actor, action: action, entity: entity, entityID: entityID, reason: reason, atUnixMilliseconds: atUnixMilliseconds)
+    }
+
+    /// An entry about something that changes no audited row (a refusal, a sign-in), on the chain.
+    public func recordAuditEntry(
+        actor: String, action: String, entity: String, entityID: String, reason: String?, atUnixMilliseconds: Int64
     ) async throws {
         _ = try await pool.write { db in
             try Audit.append(

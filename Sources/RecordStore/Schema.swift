@@ -28,7 +28,7 @@ enum TelemetryColumns {
 
 enum Schema {
     /// The newest schema this build knows. Also written to `PRAGMA user_version` so tools outside GRDB can tell.
-    static let version = 2
+    static let version = 3
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -36,6 +36,7 @@ enum Schema {
         migrator.eraseDatabaseOnSchemaChange = false
         migrator.registerMigration("v1") { db in try v1(db) }
         migrator.registerMigration("v2-products") { db in try v2(db) }
+        migrator.registerMigration("v3-run-presets") { db in try v3(db) }
         return migrator
     }
 
@@ -373,5 +374,28 @@ enum Schema {
                     """)
         }
         try db.execute(sql: "PRAGMA user_version = 2")
+    }
+
+    /// Presets changed for one run (limits.md), each change a row of its own with its reason and
+    /// who made it, audited like the product records. The watcher merges them in id order.
+    private static func v3(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE run_preset_changes (
+                    id INTEGER PRIMARY KEY,
+                    run_ref INTEGER NOT NULL REFERENCES runs(id),
+                    changed_at_unix_ms INTEGER NOT NULL,
+                    changed_by TEXT NOT NULL,
+                    reason TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+                    -- {"key": value, ...} in each key's unit (docs/api.md); canonical, sorted keys.
+                    changes_json TEXT NOT NULL
+                ) STRICT;
+                CREATE INDEX run_preset_changes_by_run ON run_preset_changes(run_ref, id);
+                CREATE TRIGGER run_preset_changes_no_update BEFORE UPDATE ON run_preset_changes
+                BEGIN SELECT RAISE(ABORT, 'run_preset_changes is append-only'); END;
+                CREATE TRIGGER run_preset_changes_no_delete BEFORE DELETE ON run_preset_changes
+                BEGIN SELECT RAISE(ABORT, 'run_preset_changes is append-only'); END;
+                PRAGMA user_version = 3;
+                """)
     }
 }

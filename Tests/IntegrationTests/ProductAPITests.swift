@@ -11,14 +11,7 @@ extension Integration.ProductWorkflowTests {
         let printer = try PrinterListener()
         let daemon = try await Self.daemonWithClosedRun(directory, printerPort: printer.port)
         try Self.addUsers(daemon, directory)
-        var base = ""
-        try eventually("the API says where it listens: \(daemon.failureText)", timeout: .seconds(20)) {
-            guard let line = daemon.stderrText.split(separator: "\n").first(where: { $0.contains("api: listening on http://") }),
-                let range = line.range(of: "http://")
-            else { return false }
-            base = String(line[range.lowerBound...].prefix { !$0.isWhitespace })
-            return true
-        }
+        let base = try daemon.apiBase()
         let lab = ("lab1", Self.labPassword)
         let op = ("op1", Self.operatorPassword)
         func expectVersion(_ r: HTTPReply, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -96,6 +89,14 @@ extension Integration.ProductWorkflowTests {
                 "POST", base + "/api/v1/products/1/release", json: ["meaning": "approved", "release_summary_sha256": shownFirst], user: lab),
             422, "released")
         refused(try await HTTP.request("POST", base + "/api/v1/products/1/release", json: sign, user: op), 403, "releasing")
+        // A signed-in session of the lab user is not a signature: the password must come with the release.
+        r = try await HTTP.request("POST", base + "/api/v1/session", json: ["user": "lab1", "password": Self.labPassword])
+        let session = String(try #require(r.header("Set-Cookie"), "\(r)").prefix { $0 != ";" })
+        refused(
+            try await HTTP.request(
+                "POST", base + "/api/v1/products/1/release", json: sign,
+                headers: ["Cookie": session, "X-Requested-With": "apheresisd-dashboard"]),
+            403, "electronic signature")
         // A correction lands while the signer reads: the signature on the old text is refused.
         var corrected = labBody
         corrected["viability_percent"] = 95
@@ -136,6 +137,25 @@ extension Integration.ProductWorkflowTests {
         #expect(String(decoding: printer.connections[0], as: UTF8.self).components(separatedBy: "^XA").count - 1 == 4)
         r = try await HTTP.request("GET", base + "/api/v1/products")
         #expect((r.data as? [[String: Any]])?.first?["status"] as? String == "released, labels printed", "\(r)")
+
+        // The dashboard's past runs and products: the closed run listed, the product's four label
+        // previews drawn by a real browser.
+        let browser = try Chromium.launch()
+        defer { browser.close() }
+        let page = try browser.open(base + "/")
+        try page.waitFor(
+            "document.querySelector('#runs-body')?.textContent.includes('closed')", timeout: .seconds(20),
+            "the closed run in the runs table; \(page.consoleText)")
+        try page.waitFor(
+            "document.querySelector('#products-list button[data-product-id=\"1\"]') !== null", timeout: .seconds(20),
+            "product 1 listed; \(page.consoleText)")
+        try page.click("#products-list button[data-product-id=\"1\"]")
+        try page.waitFor(
+            "(() => { const imgs = [...document.querySelectorAll('#product-detail img')]; return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0) })()",
+            timeout: .seconds(20), "four label previews loaded; \(page.consoleText)")
+        #expect(try page.evaluate("document.querySelector('#product-detail img').getAttribute('src')") as? String == "/api/v1/products/1/units/A0/label.svg")
+        try FileManager.default.createDirectory(at: Integration.DashboardTests.artifacts, withIntermediateDirectories: true)
+        try page.screenshot(to: Integration.DashboardTests.artifacts.appendingPathComponent("dashboard-products.png"))
 
         let verify = try Ctl.run(["audit", "verify", "--config", daemon.configPath.path], in: directory)
         #expect(verify.status == 0, "\(verify)")

@@ -11,27 +11,8 @@ extension Integration {
         func unitEndpoints() async throws {
             let directory = try Paths.temporaryDirectory("unit-api")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let daemon = try DaemonProcess(
-                config: """
-                    format = 1
-                    [daemon]
-                    state_directory = "STATE"
-                    [[device]]
-                    name = "optia-sim"
-                    transport = "simulator"
-                    scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
-                    speed = 60
-                    [api]
-                    listen = "127.0.0.1:0"
-                    """, directory: directory)
-            var base = ""
-            try eventually("the API says where it listens: \(daemon.failureText)", timeout: .seconds(30)) {
-                guard let line = daemon.stderrText.split(separator: "\n").first(where: { $0.contains("api: listening on http://") }),
-                    let range = line.range(of: "http://")
-                else { return false }
-                base = String(line[range.lowerBound...].prefix { !$0.isWhitespace })
-                return true
-            }
+            let daemon = try DaemonProcess.ratioDrift(in: directory)
+            let base = try daemon.apiBase()
             try Integration.ProductWorkflowTests.addUsers(daemon, directory)
             let op = ("op1", Integration.ProductWorkflowTests.operatorPassword)
 
@@ -91,6 +72,63 @@ extension Integration {
             r = try await HTTP.request("GET", base + "/api/v1/events?limit=3")
             #expect(r.status == 200 && ((r.data as? [Any])?.count ?? 99) <= 3, "\(r)")
 
+            // The watcher's view of the run: presets, recomputed values, predictions, history.
+            r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/watch")
+            let watch = try #require(r.data as? [String: Any], "\(r)")
+            let presets = try #require(watch["presets"] as? [String: Any], "\(watch)")
+            #expect(presets["ratio_set"] as? Double == 12 && presets["ratio_warn_deviation"] as? Double == 1, "\(presets)")
+            #expect(((watch["derived"] as? [String: Any])?["window_ratio"] as? Double ?? 0) > 11, "\(watch)")
+            let series = try #require(watch["series"] as? [[String: Any]], "\(watch)")
+            let times = series.compactMap { $0["run_time_minutes"] as? Double }
+            #expect(times.count > 100 && times == times.sorted(), "\(times.count)")
+            r = try await HTTP.request("GET", base + "/api/v1/runs/999/watch")
+            #expect(r.status == 404, "\(r)")
+
+            // A session: sign in, then write with the cookie and the dashboard's header.
+            let dashboard = ["X-Requested-With": "apheresisd-dashboard"]
+            r = try await HTTP.request("POST", base + "/api/v1/session", json: ["user": "op1", "password": "wrong"], headers: dashboard)
+            #expect(r.status == 401 && r.header("WWW-Authenticate") == nil, "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/session", json: ["user": "op1", "password": op.1])
+            #expect(r.status == 200 && (r.data as? [String: Any])?["role"] as? String == "operator", "\(r)")
+            let setCookie = try #require(r.header("Set-Cookie"), "\(r)")
+            #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"), "\(setCookie)")
+            let cookie = ["Cookie": String(setCookie.prefix { $0 != ";" })]
+            r = try await HTTP.request("GET", base + "/api/v1/session", headers: cookie)
+            #expect(r.status == 200 && (r.data as? [String: Any])?["user"] as? String == "op1", "\(r)")
+            // The cookie alone is not enough for a write (CSRF): the header must come with it.
+            let change: [String: Any] = ["reason": "physician order: 150 mL", "changes": ["collect_target_ml": 150]]
+            r = try await HTTP.request("POST", base + "/api/v1/runs/\(runID)/presets", json: change, headers: cookie)
+            #expect(r.status == 401 && r.errorMessage.contains("X-Requested-With"), "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/runs/\(runID)/presets", json: change, headers: dashboard)
+            #expect(r.status == 401 && r.header("WWW-Authenticate") == nil, "\(r)")
+            // Presets: refused by name, by role, without a reason; then changed, audited, applied.
+            let both = cookie.merging(dashboard) { a, _ in a }
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/runs/\(runID)/presets", json: ["reason": "x", "changes": ["ratio_warn_deviation": 2.5]], headers: both)
+            #expect(r.status == 422 && r.errorMessage.contains("ratio_alarm_deviation = 2 ratio units (unchanged)"), "\(r)")
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/runs/\(runID)/presets", json: ["reason": "x", "changes": ["collect_volume": 1]], headers: both)
+            #expect(r.status == 422 && r.errorMessage.contains("changes.collect_volume"), "\(r)")
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/runs/\(runID)/presets", json: ["changes": ["collect_target_ml": 150]], headers: both)
+            #expect(r.status == 422 && r.errorMessage.contains("reason"), "\(r)")
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/runs/\(runID)/presets", json: change, user: ("lab1", Integration.ProductWorkflowTests.labPassword))
+            #expect(r.status == 403, "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/runs/\(runID)/presets", json: change, headers: both)
+            #expect(r.status == 200, "\(r)")
+            let changed = (r.data as? [String: Any])?["presets"] as? [String: Any]
+            #expect(changed?["collect_target_ml"] as? Double == 150 && changed?["overridden"] as? [String] == ["collect_target_ml"], "\(r)")
+            try await eventuallyAsync("the watcher holds the run against the new target", timeout: .seconds(30)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/watch")
+                let w = r.data as? [String: Any]
+                return ((w?["predictions"] as? [String: Any])?["collect"] as? [String: Any])?["target"] as? Double == 150
+            }
+            r = try await HTTP.request("DELETE", base + "/api/v1/session", headers: both)
+            #expect(r.status == 200 && r.header("Set-Cookie")?.contains("Max-Age=0") == true, "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/alarms/\(alarmID)/acknowledge", json: [String: Any](), headers: both)
+            #expect(r.status == 401 && r.errorMessage.contains("session has ended"), "\(r)")
+
             // Metrics: clean under promtool (Debian's prometheus package), with the values the API shows.
             r = try await HTTP.request("GET", base + "/metrics")
             #expect(r.status == 200 && r.header("Content-Type")?.hasPrefix("text/plain") == true, "\(r.status)")
@@ -123,6 +161,14 @@ extension Integration {
             let ack = audit.first { $0.action == "alarm.acknowledge" }
             #expect(ack?.actor == "op1" && ack?.reason == "ratio checked at the bedside", "\(audit)")
             #expect(audit.contains { $0.action == "refused.acknowledgeAlarm" && $0.reason == "wrong password for op1" }, "\(audit)")
+            let trail = try await store.auditEntries()
+            #expect(trail.filter { $0.action == "run.presets.change" }.map(\.reason) == ["physician order: 150 mL"], "\(trail)")
+            #expect(trail.contains { $0.action == "session.open" && $0.actor == "op1" }, "\(trail)")
+            #expect(trail.contains { $0.action == "session.close" && $0.actor == "op1" }, "\(trail)")
+            #expect(trail.contains { $0.action == "refused.signIn" && $0.reason == "wrong password for op1" }, "\(trail)")
+            #expect(trail.contains { $0.action == "refused.changeRunPresets" && $0.actor == "lab1" }, "\(trail)")
+            #expect(try await store.presetChanges(runRef: Int64(runID)).first?.changes == ["collect_target_ml": 150])
+            #expect(try await store.verifyAudit().isIntact)
             try await store.close()
 
             try daemon.stop()
@@ -134,27 +180,9 @@ extension Integration {
         func liveStream() async throws {
             let directory = try Paths.temporaryDirectory("unit-stream")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let daemon = try DaemonProcess(
-                config: """
-                    format = 1
-                    [daemon]
-                    state_directory = "STATE"
-                    [[device]]
-                    name = "optia-sim"
-                    transport = "simulator"
-                    scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
-                    speed = 60
-                    [api]
-                    listen = "127.0.0.1:0"
-                    """, directory: directory)
-            var port = 0
-            try eventually("the API says where it listens: \(daemon.failureText)", timeout: .seconds(30)) {
-                guard let line = daemon.stderrText.split(separator: "\n").first(where: { $0.contains("api: listening on http://127.0.0.1:") }),
-                    let range = line.range(of: "http://127.0.0.1:")
-                else { return false }
-                port = Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0
-                return port > 0
-            }
+            let daemon = try DaemonProcess.ratioDrift(in: directory)
+            let base = try daemon.apiBase()
+            let port = try #require(URL(string: base)?.port, "\(base)")
             // Connect once the run is under way: the snapshot must carry it.
             try await eventuallyAsync("a run is open", timeout: .seconds(60)) {
                 let r = try await HTTP.request("GET", "http://127.0.0.1:\(port)/api/v1/runs")
@@ -179,6 +207,11 @@ extension Integration {
             #expect(((samples.last?.json["values"] as? [String: Any])?["AC_RATIO"] as? [String: Any])?["unit"] as? String == "{ratio}")
             let alarm = try #require(events.first { $0.name == "alarm" && $0.json["code"] as? String == "AC_RATIO" })
             #expect(alarm.json["change"] as? String == "raised" && alarm.json["level"] as? String == "warning", "\(alarm.data)")
+            #expect((alarm.json["alarm_id"] as? Int ?? 0) > 0, "\(alarm.data)")
+            let watched = samples.last?.json["watch"] as? [String: Any]
+            #expect((watched?["presets"] as? [String: Any])?["ratio_set"] as? Double == 12 && watched?["series"] == nil, "\(samples.last?.data ?? "")")
+            let openRun = (first.json["open_runs"] as? [[String: Any]])?.first
+            #expect(((openRun?["watch"] as? [String: Any])?["series"] as? [Any])?.isEmpty == false, "\(first.data.prefix(800))")
 
             // apheresisctl watch: the same stream, one line per event.
             let watch = try Ctl.run(["watch", "--api", "http://127.0.0.1:\(port)", "--count", "4"], in: directory, timeout: .seconds(60))
@@ -186,7 +219,14 @@ extension Integration {
             #expect(watch.status == 0 && lines.count == 4, "\(watch)")
             #expect(lines.first?.hasPrefix("snapshot: optia-sim UP; 1 run(s) open") == true, "\(watch)")
             #expect(lines.dropFirst().contains { $0.contains("collect") && $0.contains("ratio") }, "\(watch)")
-            try daemon.stop()
+
+            // A daemon killed outright leaves no simulator behind holding the terminal.
+            let simulators = childProcesses(of: daemon.process.processIdentifier).filter { $0.name == "optia-sim" }
+            #expect(simulators.count == 1, "\(simulators)")
+            daemon.killHard()
+            try eventually("the orphaned simulator stops", timeout: .seconds(10)) {
+                simulators.allSatisfy { processHasExited($0.pid) }
+            }
         }
 
         static func promtool(_ text: String, in directory: URL) throws -> (status: Int32, output: String) {

@@ -12,7 +12,7 @@ struct OpenAndMigrateTests {
         let store = try await RecordStore.open(path: path)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(try await store.counts() == StoreCounts(messages: 0, samples: 0, runs: 0, openRuns: 0, activeAlarms: 0, quarantined: 0))
-        #expect(RecordStore.schemaVersion == 2)
+        #expect(RecordStore.schemaVersion == 3)
         try await store.close()
     }
 
@@ -43,7 +43,7 @@ struct OpenAndMigrateTests {
             _ = try await RecordStore.open(path: dir.file())
         } throws: { error in
             guard case RecordStoreError.schemaTooNew(_, _, let known, let unknown) = error else { return false }
-            return known == 2 && unknown == ["v99-future"] && "\(error)".contains("refusing to open")
+            return known == RecordStore.schemaVersion && unknown == ["v99-future"] && "\(error)".contains("refusing to open")
         }
     }
 
@@ -55,7 +55,7 @@ struct OpenAndMigrateTests {
         await #expect {
             _ = try await RecordStore.open(path: dir.file())
         } throws: { error in
-            if case RecordStoreError.schemaTooNew(_, 7, 2, _) = error { true } else { false }
+            if case RecordStoreError.schemaTooNew(_, 7, RecordStore.schemaVersion, _) = error { true } else { false }
         }
     }
 

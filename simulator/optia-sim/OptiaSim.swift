@@ -120,6 +120,9 @@ struct RunOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log every protocol event on stderr.")
     var verbose = false
 
+    @Flag(help: "Stop when the process that started this one is gone (the daemon's demo simulator), instead of holding the terminal as an orphan.")
+    var exitWithParent = false
+
     func validate() throws {
         guard speed.isFinite, speed > 0 else { throw ValidationError("--speed must be a positive number, not \(speed)") }
         if let answerTimeout, !(answerTimeout.isFinite && answerTimeout > 0) {
@@ -162,6 +165,7 @@ func simulate(_ options: RunOptions, capturePath: String?) throws {
     let statePath = options.state ?? "optia-sim-\(scenario.device.serialNumber).state"
     let outbox = try Outbox(path: statePath, fsync: options.fsync)
     let log: (String) -> Void = { line in writeLine("optia-sim: \(line)", to: STDERR_FILENO) }
+    if options.exitWithParent { exitWhenOrphaned() }
 
     if let directory = options.output.exportDir {
         try ExportWriter(scenario: scenario, outbox: outbox, seed: options.seed, directory: directory, log: log).run()
@@ -222,3 +226,20 @@ struct Check: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 }
+
+/// Polls the parent pid on a thread of its own: when the daemon that started this simulator dies
+/// (even by SIGKILL, which it cannot pass on), the simulator is re-parented and stops. The state file
+/// makes the stop harmless: the next run resends what was not acknowledged. PR_SET_PDEATHSIG is not
+/// used because it fires when the spawning *thread* exits, which in a thread pool is any time.
+func exitWhenOrphaned() {
+    startingParentPid = getppid()
+    var thread = pthread_t()
+    // Written before pthread_create, which orders it before the thread's reads.
+    pthread_create(&thread, nil, { _ in
+        while getppid() == startingParentPid { usleep(500_000) }
+        writeLine("optia-sim: the process that started it (pid \(startingParentPid)) is gone; stopping", to: STDERR_FILENO)
+        exit(0)
+    }, nil)
+}
+
+nonisolated(unsafe) private var startingParentPid: pid_t = 0

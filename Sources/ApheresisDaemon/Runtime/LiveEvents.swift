@@ -20,6 +20,18 @@ enum LiveEvents {
         var runTimeMinutes: Double?
         var values: [String: Value]
         var qualityFlags: [String]
+        /// The watcher's view after this sample (no series: the sample is the next point).
+        var watch: RunWatch?
+    }
+
+    struct Presets: Encodable {
+        var device: String
+        var deviceSerial: String
+        var runId: String
+        var changedBy: String
+        var reason: String
+        var watch: RunWatch
+        var at: Date
     }
 
     struct Run: Encodable {
@@ -32,6 +44,8 @@ enum LiveEvents {
     }
 
     struct Alarm: Encodable {
+        /// The store's id (acknowledge by it); nil only if the store could not be read.
+        var alarmId: Int64?
         var device: String
         var deviceSerial: String
         var runId: String
@@ -47,7 +61,7 @@ enum LiveEvents {
     }
 
     static func publish(
-        _ feed: LiveFeed, device: String, message: SeparatorMessage, quality: [String], alarms: [AlarmChange], at: Date
+        _ feed: LiveFeed, device: String, message: SeparatorMessage, quality: [String], alarms: [AlarmChange], alarmIDs: [String: Int64], watch: RunWatch?, at: Date
     ) {
         let serial = message.device.serialNumber
         let runID = message.order.runID
@@ -66,13 +80,13 @@ enum LiveEvents {
                 "sample",
                 Sample(
                     device: device, deviceSerial: serial, runId: runID, kind: message.kind.rawValue, deviceTime: message.timestamp.wire,
-                    receivedAt: at, runTimeMinutes: message.result(.runTime)?.value.number, values: values, qualityFlags: quality))
+                    receivedAt: at, runTimeMinutes: message.result(.runTime)?.value.number, values: values, qualityFlags: quality, watch: watch))
         }
         for a in alarms {
             feed.publish(
                 "alarm",
                 Alarm(
-                    device: device, deviceSerial: serial, runId: runID, change: a.kind.rawValue, code: a.code, level: a.level,
+                    alarmId: alarmIDs[a.code], device: device, deviceSerial: serial, runId: runID, change: a.kind.rawValue, code: a.code, level: a.level,
                     value: a.value, limit: a.limit, unit: a.unit, message: a.message, runTimeMinutes: a.runTimeMinutes, at: at))
         }
         if message.kind == .runEnd {

@@ -17,16 +17,23 @@ actor MessagePipeline {
     let health: HealthBoard
     let metrics: DaemonMetrics?
     let feed: LiveFeed?
+    let watches: RunWatchBoard?
     let logger: Logger
     private var monitors: [String: RunMonitor] = [:]
+    /// The store's id of each run watched, by run id (asked once per run).
+    private var runRefs: [String: Int64] = [:]
+    /// Each run's preset changes, by run id. The authority for the watchers: a watcher copy held
+    /// across a store write may predate a change, so it is brought up to date before it is kept.
+    private var presetChanges: [String: [RunPreset: Double]] = [:]
     private var serialNumber: String?
 
     init(
         deviceName: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, metrics: DaemonMetrics? = nil,
-        feed: LiveFeed? = nil, logger: Logger
+        feed: LiveFeed? = nil, watches: RunWatchBoard? = nil, logger: Logger
     ) {
         self.metrics = metrics
         self.feed = feed
+        self.watches = watches
         self.deviceName = deviceName
         self.store = store
         self.profiles = profiles
@@ -76,6 +83,7 @@ actor MessagePipeline {
                 monitor = started
             }
         } else if var watching = monitor {
+            bringPresetsUpToDate(&watching)
             let evaluation = watching.ingest(message, receivedAt: now)
             transitions = evaluation.transitions
             quality = evaluation.sampleQuality
@@ -102,16 +110,28 @@ actor MessagePipeline {
             switch outcome {
             case .stored:
                 health.update(deviceName) { $0.messagesStored += 1 }
+                let watch = await recordWatch(monitor, serial: message.device.serialNumber, movedOn: message.kind == .tick || message.kind == .runEnd)
                 if let feed {
+                    let changes = transitions.compactMap(AlarmChange.init)
+                    // The stream names each alarm by its store id, so that a client can acknowledge it.
+                    var alarmIDs: [String: Int64] = [:]
+                    if !changes.isEmpty, let runRef = runRefs[runID] ?? watch?.runRef {
+                        for alarm in (try? await store.alarms(runRef: runRef)) ?? [] where alarm.id > alarmIDs[alarm.code] ?? 0 {
+                            alarmIDs[alarm.code] = alarm.id
+                        }
+                    }
                     LiveEvents.publish(
                         feed, device: deviceName, message: message, quality: quality.map(\.storeLabel),
-                        alarms: transitions.compactMap(AlarmChange.init),
+                        alarms: changes, alarmIDs: alarmIDs, watch: watch,
                         at: Date(timeIntervalSince1970: Double(wall) / 1000))
                 }
-                if let monitor, monitor.isOpen {
+                if var monitor, monitor.isOpen {
+                    bringPresetsUpToDate(&monitor)
                     monitors[runID] = monitor
                 } else {
                     monitors[runID] = nil
+                    runRefs[runID] = nil
+                    presetChanges[runID] = nil
                 }
                 if message.kind == .runStart {
                     logger.notice("run \(runID) started (\(message.order.procedure), profile \(profileName ?? "?"))", metadata: metadata(message))
@@ -149,12 +169,93 @@ actor MessagePipeline {
             guard let start = messages.first(where: { $0.kind == .runStart }) else { return nil }
             let profile = profiles.first { $0.name == run.profileName } ?? RunMonitor.profile(for: start, from: profiles)
             var monitor = RunMonitor(runStart: start, profile: profile, receivedAt: now)
-            for message in messages where message.kind != .runStart { _ = monitor.ingest(message, receivedAt: now) }
+            // The run's preset changes hold for the replay too: the watcher then agrees with the
+            // alarms it raised under them (a change's time within the run is not replayed).
+            var changes: [RunPreset: Double] = [:]
+            for change in try await store.presetChanges(runRef: run.id) {
+                for (key, value) in change.changes {
+                    if let preset = RunPreset(rawValue: key) { changes[preset] = value }
+                }
+            }
+            if !changes.isEmpty {
+                presetChanges[runID] = changes
+                do {
+                    try monitor.setPresetChanges(changes)
+                } catch {
+                    logger.error("run \(runID): stored preset changes no longer apply (\(error)); watching with the profile's presets")
+                }
+            }
+            runRefs[runID] = run.id
+            for message in messages where message.kind != .runStart {
+                _ = monitor.ingest(message, receivedAt: now)
+                if message.kind == .tick, let watches {
+                    watches.record(RunWatch(monitor: monitor, deviceSerial: serial, runRef: run.id), addPoint: true)
+                }
+            }
             logger.notice("resumed watching run \(runID) from \(messages.count) stored message(s)")
             return monitor.isOpen ? monitor : nil
         } catch {
             logger.error("cannot restore the watcher of run \(runID): \(error)")
             return nil
+        }
+    }
+
+    /// The run's newest watch on the board (and for the stream), after a message was stored.
+    private func recordWatch(_ monitor: RunMonitor?, serial: String, movedOn: Bool) async -> RunWatch? {
+        guard let monitor else { return nil }
+        let runID = monitor.start.runID
+        if runRefs[runID] == nil { runRefs[runID] = try? await store.run(deviceSerial: serial, runID: runID)?.id }
+        let watch = RunWatch(monitor: monitor, deviceSerial: serial, runRef: runRefs[runID])
+        watches?.record(watch, addPoint: movedOn)
+        return watch
+    }
+
+    /// A preset change for one of this device's open runs (RunControl): checked against the run's
+    /// watcher, applied, then recorded with its audit entry. Nil when this pipeline does not watch
+    /// the run.
+    func changePresets(
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+    ) async throws -> RunWatch? {
+        guard deviceSerial == serialNumber else { return nil }
+        if monitors[runID] == nil, let restored = await restoreMonitor(runID: runID, now: DaemonClock.monotonic) {
+            monitors[runID] = restored
+        }
+        guard var monitor = monitors[runID] else { return nil }
+        let before = presetChanges[runID] ?? [:]
+        bringPresetsUpToDate(&monitor)
+        try monitor.changePresets(changes)
+        // Applied before the write and undone if it fails: a message arriving meanwhile is then
+        // judged by the lines the unit asked for, and nothing holds lines the store does not record.
+        presetChanges[runID] = monitor.presetChanges
+        monitors[runID] = monitor
+        do {
+            _ = try await store.recordPresetChange(
+                runRef: runRef, changes: Dictionary(uniqueKeysWithValues: changes.map { ($0.key.rawValue, $0.value) }), reason: reason,
+                by: user, atUnixMilliseconds: DaemonClock.wallMilliseconds)
+        } catch {
+            presetChanges[runID] = before
+            if var current = monitors[runID] {
+                bringPresetsUpToDate(&current)
+                monitors[runID] = current
+            }
+            throw error
+        }
+        guard let current = monitors[runID] else { return nil }
+        let watch = RunWatch(monitor: current, deviceSerial: deviceSerial, runRef: runRef)
+        watches?.record(watch, addPoint: false)
+        let summary = changes.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) = \($0.value)" }.joined(separator: ", ")
+        logger.notice("run \(runID): presets changed by \(user): \(summary) (reason: \(reason))", metadata: metadata())
+        feed?.publish("presets", LiveEvents.Presets(device: deviceName, deviceSerial: deviceSerial, runId: runID, changedBy: user, reason: reason, watch: watch, at: Date()))
+        return watch
+    }
+
+    private func bringPresetsUpToDate(_ monitor: inout RunMonitor) {
+        let wanted = presetChanges[monitor.start.runID] ?? [:]
+        guard monitor.presetChanges != wanted else { return }
+        do {
+            try monitor.setPresetChanges(wanted)
+        } catch {
+            logger.error("run \(monitor.start.runID): preset changes no longer apply (\(error))", metadata: metadata())
         }
     }
 

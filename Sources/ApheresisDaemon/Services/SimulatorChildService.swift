@@ -44,7 +44,7 @@ final class SimulatorChildService: Service, Sendable {
                 process.executableURL = URL(fileURLWithPath: executable)
                 process.arguments = [
                     "run", scenario, "--pty", "--link", linkPath, "--speed", String(speed),
-                    "--seed", String(seed &+ runNumber), "--state", statePath,
+                    "--seed", String(seed &+ runNumber), "--state", statePath, "--exit-with-parent",
                 ]
                 process.standardOutput = FileHandle.nullDevice
                 let exited = AsyncStream<Int32>.makeStream()

@@ -135,3 +135,59 @@ final class NotifyListener {
     /// The `NAME=value` assignments received, in order.
     var assignments: [String] { datagrams.flatMap { $0.split(separator: "\n").map(String.init) } }
 }
+
+/// The processes whose parent is `pid`, with their command names, from /proc.
+func childProcesses(of pid: Int32) -> [(pid: Int32, name: String)] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> (Int32, String)? in
+        guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // "pid (comm) state ppid ...": the name may hold spaces and parentheses, so split after the last ')'.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 2, Int32(fields[1]) == pid else { return nil }
+        return (child, String(stat[stat.index(after: open)..<close]))
+    }
+}
+
+/// True when the process has exited: gone, or a zombie its new parent has not reaped yet.
+func processHasExited(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+}
+
+extension DaemonProcess {
+    /// The API's base URL (`http://127.0.0.1:PORT`) from the daemon's "api: listening on" line. Only
+    /// complete lines count: a line still being written could end in half a port number.
+    func apiBase(timeout: Duration = .seconds(30)) throws -> String {
+        var base = ""
+        try eventually("the API says where it listens: \(failureText)", timeout: timeout) {
+            let lines = stderrText.components(separatedBy: "\n").dropLast()
+            guard let line = lines.first(where: { $0.contains("api: listening on http://") }), let range = line.range(of: "http://")
+            else { return false }
+            base = String(line[range.lowerBound...].prefix { !$0.isWhitespace })
+            return true
+        }
+        return base
+    }
+}
+
+extension DaemonProcess {
+    /// The daemon with one simulated separator playing the ratio-drift scenario at 60x (an AC_RATIO
+    /// warning about 26 s in) and the API on a port the kernel picks.
+    static func ratioDrift(in directory: URL) throws -> DaemonProcess {
+        try DaemonProcess(
+            config: """
+                format = 1
+                [daemon]
+                state_directory = "STATE"
+                [[device]]
+                name = "optia-sim"
+                transport = "simulator"
+                scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
+                speed = 60
+                [api]
+                listen = "127.0.0.1:0"
+                """, directory: directory)
+    }
+}

@@ -20,7 +20,8 @@ enum HTTP {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     static func request(
-        _ method: String, _ url: String, json: Any? = nil, rawBody: String? = nil, user: (String, String)? = nil
+        _ method: String, _ url: String, json: Any? = nil, rawBody: String? = nil, user: (String, String)? = nil,
+        headers extra: [String: String] = [:]
     ) async throws -> HTTPReply {
         var body = Data()
         if let json { body = try JSONSerialization.data(withJSONObject: json) } else if let rawBody { body = Data(rawBody.utf8) }
@@ -31,6 +32,7 @@ enum HTTP {
         if let query = parsed.query { path += "?" + query }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         if !body.isEmpty { head += "Content-Type: application/json\r\n" }
+        for (name, value) in extra.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
         if let (name, password) = user {
             head += "Authorization: Basic " + Data("\(name):\(password)".utf8).base64EncodedString() + "\r\n"
         }

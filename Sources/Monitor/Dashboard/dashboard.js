@@ -1,0 +1,1548 @@
+// apheresisd dashboard. Plain JavaScript, no framework, no build step: it ships inside the daemon's
+// binary and the workstations are offline.
+//
+// Rules this file keeps:
+// - Text from the API only ever reaches the page through textContent or attributes, never as markup.
+// - Live data comes from the Server-Sent Events stream (/api/v1/stream); nothing polls for alarms.
+// - Data that is not current is never shown as current: every card knows the age of its data.
+'use strict';
+
+(() => {
+  const API = '/api/v1';
+  /** Every request from the page says it is the dashboard: the server accepts the session cookie
+   *  only with this header (CSRF defence) and then never asks the browser for Basic credentials. */
+  const CLIENT_HEADER = ['X-Requested-With', 'apheresisd-dashboard'];
+  const RECONNECT_DELAY_MS = 2000;
+  /** Data older than this (or than 3 sample intervals, if the device sends more slowly) is stale. */
+  const MIN_STALE_AFTER_S = 15;
+  /** A cleared alarm stays visible, greyed, for this long so that the change is noticed. */
+  const CLEARED_VISIBLE_MS = 120000;
+  /** The server keeps this many points per run; so do we. */
+  const SERIES_LIMIT = 2880;
+  /** A beep that could not play (audio locked) is dropped if it would come this late. */
+  const BEEP_MAX_DELAY_MS = 10000;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  // ---------------------------------------------------------------------------------------------
+  // State. One object, exposed as window.dashboardState for diagnostics.
+
+  const state = {
+    connection: 'connecting', // connecting | live | reconnecting
+    connectedAt: null,
+    disconnectedAt: null,
+    lastEventAt: null,
+    lastEventName: null,
+    eventCounts: {},
+    reconnects: 0,
+    lastError: null,
+    /** The newest events, for diagnostics: [client ms, name, summary]. */
+    recentEvents: [],
+    session: null, // {user, role, expires_at} or null
+    /** device name -> {name, serial, link, linkState, activityAt (client ms), lastError} */
+    devices: new Map(),
+    /** device name -> the run shown on its card (see newRun) */
+    runs: new Map(),
+    /** alarm key -> alarm record (see alarmFromRow); key is "id:N" or, before the id is known, "p:serial:code" */
+    alarms: new Map(),
+    get beeps() { return Number(document.body.dataset.beeps || 0); },
+  };
+  window.dashboardState = state;
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------------------------------------
+  // Formatting. Numbers keep their unit next to them; a missing value is an en dash, never 0.
+
+  const DASH = '–';
+
+  function isNum(v) { return typeof v === 'number' && Number.isFinite(v); }
+
+  function fmt(v, digits) { return isNum(v) ? v.toFixed(digits) : DASH; }
+
+  /** UCUM units as a nurse reads them. */
+  function unitText(unit) {
+    if (!unit) return '';
+    if (unit === '{ratio}') return ':1';
+    if (unit === '{TBV}') return 'TBV';
+    return unit.replace(/[{}]/g, '');
+  }
+
+  function valueWithUnit(v, unit) {
+    if (!isNum(v)) return '';
+    const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
+    const u = unitText(unit);
+    return u.startsWith(':') ? `${v.toFixed(digits)}${u}` : `${v.toFixed(digits)} ${u}`.trim();
+  }
+
+  function formatDuration(seconds) {
+    if (!isNum(seconds)) return DASH;
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+    const h = Math.floor(s / 3600);
+    return `${h} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+  }
+
+  function formatMinutes(min) {
+    if (!isNum(min)) return DASH;
+    if (min < 60) return `${Math.round(min)} min`;
+    return `${Math.floor(min / 60)} h ${String(Math.round(min % 60)).padStart(2, '0')} min`;
+  }
+
+  /** 1.2e9 -> "1.2 × 10⁹ cells" */
+  function formatCells(n) {
+    if (!isNum(n) || n <= 0) return DASH;
+    const exp = Math.floor(Math.log10(n));
+    const mant = n / 10 ** exp;
+    const sup = String(exp).split('').map((d) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[Number(d)]).join('');
+    return `${mant.toFixed(1)} × 10${sup} cells`;
+  }
+
+  function formatClock(iso) {
+    const d = iso ? new Date(iso) : null;
+    if (!d || Number.isNaN(d.getTime())) return DASH;
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+
+  function formatDateTime(iso) {
+    const d = iso ? new Date(iso) : null;
+    if (!d || Number.isNaN(d.getTime())) return DASH;
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  /** Sets textContent only when it changed (keeps the DOM quiet at 60x simulator speed). */
+  function setText(el, text) {
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function setAttr(el, name, value) {
+    if (!el) return;
+    if (value === null || value === undefined) {
+      if (el.hasAttribute(name)) el.removeAttribute(name);
+    } else if (el.getAttribute(name) !== String(value)) {
+      el.setAttribute(name, String(value));
+    }
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // HTTP. JSON replies are {"api_version":1,"data":...} or {"error":{"code","message"}}.
+
+  async function request(method, path, body) {
+    const headers = { [CLIENT_HEADER[0]]: CLIENT_HEADER[1], Accept: 'application/json' };
+    const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(API + path, init);
+    } catch (err) {
+      return { ok: false, status: 0, message: 'apheresisd does not answer (network error)' };
+    }
+    let json = null;
+    try { json = await response.json(); } catch (_) { /* not JSON: message below */ }
+    if (response.ok && json && 'data' in json) return { ok: true, status: response.status, data: json.data };
+    const message = (json && json.error && json.error.message) || `HTTP ${response.status} ${response.statusText}`;
+    if (response.status === 401 && method !== 'GET') onSessionLost();
+    return { ok: false, status: response.status, code: json && json.error && json.error.code, message };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Devices and runs.
+
+  function ensureDevice(name, serial) {
+    let d = state.devices.get(name);
+    if (!d) {
+      d = { name, serial: serial || null, link: null, linkState: 'connecting', activityAt: null, lastError: null };
+      state.devices.set(name, d);
+    }
+    if (serial && !d.serial) d.serial = serial;
+    return d;
+  }
+
+  /** Alarms and runs name the device by serial number; cards are named by the configured name. */
+  function deviceNameForSerial(serial) {
+    for (const d of state.devices.values()) if (d.serial === serial) return d.name;
+    for (const [name, run] of state.runs) if (run.serial === serial) return name;
+    return serial || 'unknown separator';
+  }
+
+  function newRun(fields) {
+    return {
+      ref: null, runId: null, serial: null, procedure: null, profile: null, patient: null,
+      openedAt: null, ended: false, endedAt: null,
+      values: {}, runTime: null, sampleAt: null, intervalMs: null,
+      watch: null, series: [],
+      presetNote: null,
+      ...fields,
+    };
+  }
+
+  /** A run from the API's run JSON (snapshot open_runs, GET /runs). */
+  function runFromJSON(r) {
+    const run = newRun({
+      ref: r.id, runId: r.run_id, serial: r.device_serial, procedure: r.procedure, profile: r.profile,
+      patient: r.patient || null, openedAt: r.opened_at, ended: r.state !== 'open',
+    });
+    if (r.latest_sample) {
+      run.values = r.latest_sample.values || {};
+      run.runTime = r.latest_sample.run_time_minutes;
+    }
+    if (isNum(r.latest_sample_age_seconds)) run.sampleAt = Date.now() - r.latest_sample_age_seconds * 1000;
+    if (r.watch) applyWatch(run, r.watch, true);
+    return run;
+  }
+
+  /** Takes the watcher's view; the history comes with it only from the snapshot and GET …/watch. */
+  function applyWatch(run, watch, withSeries) {
+    run.watch = watch;
+    if (isNum(watch.run_ref)) run.ref = watch.run_ref;
+    if (watch.presets && watch.presets.profile) run.profile = watch.presets.profile;
+    if (withSeries && Array.isArray(watch.series)) {
+      run.series = watch.series.map(pointFromSeries).filter((p) => isNum(p.t));
+    }
+  }
+
+  function pointFromSeries(p) {
+    return {
+      t: p.run_time_minutes, ratio: p.window_ratio, ac: p.ac_infusion_rate_ml_per_min_per_l,
+      citrate: p.citrate_load_rate_mg_per_kg_per_min, collected: p.collected_ml,
+    };
+  }
+
+  /** Samples are keyed by run time: a repeated or replayed one replaces, never draws backwards. */
+  function addPoint(run, point) {
+    if (!isNum(point.t)) return;
+    const s = run.series;
+    if (s.length && s[s.length - 1].t >= point.t) {
+      run.series = s.filter((p) => p.t < point.t);
+    }
+    run.series.push(point);
+    if (run.series.length > SERIES_LIMIT) run.series.splice(0, run.series.length - SERIES_LIMIT);
+  }
+
+  /** The derived values: the watcher's when there is one, else what the device itself reported. */
+  function derivedOf(run) {
+    if (run.watch && run.watch.derived) return run.watch.derived;
+    const v = (code) => (run.values[code] ? run.values[code].value : null);
+    return {
+      window_ratio: null, device_ratio: v('AC_RATIO'), ac_infusion_rate_ml_per_min_per_l: v('AC_INF_RATE'),
+      citrate_load_rate_mg_per_kg_per_min: null, collected_ml: v('COLLECT_VOL'),
+      whole_blood_processed_ml: v('WB_VOL'), blood_volumes_processed: v('TBV_PROCESSED'),
+    };
+  }
+
+  function presetsOf(run) { return (run.watch && run.watch.presets) || {}; }
+
+  /** Seconds after which this card's data counts as stale. */
+  function staleAfterSeconds(run) {
+    const interval = run && isNum(run.intervalMs) ? run.intervalMs / 1000 : 0;
+    return Math.max(MIN_STALE_AFTER_S, 3 * interval);
+  }
+
+  /** How current a card's data is: what it shows is current only if all of this holds. */
+  function freshness(name) {
+    const device = state.devices.get(name);
+    const run = state.runs.get(name);
+    const now = Date.now();
+    const openRun = run && !run.ended ? run : null;
+    const lastAt = openRun ? openRun.sampleAt : device && device.activityAt;
+    const ageS = isNum(lastAt) ? (now - lastAt) / 1000 : null;
+    const linkState = device ? device.linkState : 'unknown';
+    const reasons = [];
+    if (state.connection !== 'live') reasons.push('no connection to apheresisd');
+    if (device && linkState !== 'up') reasons.push(`link ${linkState.toUpperCase()}`);
+    if (openRun && (ageS === null || ageS > staleAfterSeconds(openRun))) reasons.push('no new data');
+    return { ageS, stale: openRun !== null && reasons.length > 0, reasons, openRun };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cards.
+
+  const cards = new Map(); // device name -> card element
+
+  function cardFor(name) {
+    let card = cards.get(name);
+    if (card) return card;
+    card = $('card-template').content.firstElementChild.cloneNode(true);
+    card.dataset.device = name;
+    card.querySelector('[data-role="change-presets"]').addEventListener('click', () => openPresetsDialog(name));
+    cards.set(name, card);
+    // Keep the cards in a stable order (by name) so that nurses find a separator where it was.
+    const names = [...cards.keys()].sort();
+    const next = names[names.indexOf(name) + 1];
+    $('cards').insertBefore(card, next ? cards.get(next) : null);
+    $('no-devices').hidden = true;
+    return card;
+  }
+
+  function removeCard(name) {
+    const card = cards.get(name);
+    if (card) card.remove();
+    cards.delete(name);
+    $('no-devices').hidden = cards.size > 0;
+  }
+
+  const field = (card, name) => card.querySelector(`[data-field="${name}"]`);
+
+  const dirty = new Set();
+  let frameRequested = false;
+
+  /** Samples can arrive many times a second (simulator at 60x): draw at most once per frame. The card
+   *  and its link state are updated at once, so they are right even where frames do not run (a
+   *  background tab). */
+  function scheduleRender(name) {
+    cardFor(name);
+    renderFreshness(name);
+    dirty.add(name);
+    if (frameRequested) return;
+    frameRequested = true;
+    requestAnimationFrame(() => {
+      frameRequested = false;
+      for (const n of dirty) renderCard(n);
+      dirty.clear();
+    });
+  }
+
+  function renderCard(name) {
+    const card = cardFor(name);
+    const device = state.devices.get(name);
+    const run = state.runs.get(name);
+    setText(field(card, 'name'), name);
+    setText(field(card, 'serial'), (device && device.serial) || (run && run.serial) || '');
+    renderFreshness(name);
+    renderRunLine(card, run);
+    renderMetrics(card, run);
+    renderBars(card, run);
+    renderCharts(card, run);
+    renderPredictions(card, run);
+    renderPresetsLine(card, run);
+    renderCardAlarmLevel(name);
+  }
+
+  /** Link state and age: refreshed every second as well as on events. */
+  function renderFreshness(name) {
+    const card = cards.get(name);
+    if (!card) return;
+    const device = state.devices.get(name);
+    const f = freshness(name);
+    const linkEl = card.querySelector('[data-role="link-state"]');
+    const linkState = device ? device.linkState : 'unknown';
+    setText(linkEl, linkState.toUpperCase());
+    setAttr(linkEl, 'data-link-state', linkState);
+    setAttr(linkEl, 'title', device && device.lastError ? `last error: ${device.lastError}` : null);
+    const ageEl = card.querySelector('[data-role="data-age"]');
+    let ageText;
+    if (f.ageS === null) ageText = f.openRun ? 'no data yet' : 'no activity yet';
+    else if (f.stale) ageText = `last data ${formatDuration(f.ageS)} ago`;
+    else ageText = `${f.openRun ? 'data' : 'activity'} ${formatDuration(f.ageS)} ago`;
+    setText(ageEl, ageText);
+    setAttr(ageEl, 'data-stale', f.stale ? 'true' : 'false');
+    card.classList.toggle('is-stale', f.stale);
+    const note = card.querySelector('[data-role="stale-note"]');
+    note.hidden = !f.stale;
+    if (f.stale) {
+      const age = f.ageS === null ? 'no data received' : `last data ${formatDuration(f.ageS)} ago`;
+      setText(note, `NOT CURRENT: ${age} (${f.reasons.join(', ')})`);
+    }
+  }
+
+  function renderRunLine(card, run) {
+    card.classList.toggle('no-run', !run);
+    const device = state.devices.get(card.dataset.device);
+    const note = card.querySelector('[data-role="device-note"]');
+    const error = device && device.linkState !== 'up' && device.lastError ? `Link: ${device.lastError}` : '';
+    note.hidden = !error;
+    setText(note, error);
+    setAttr(note, 'title', error || null);
+    if (!run) {
+      setText(field(card, 'run-id'), 'No run in progress');
+      setText(field(card, 'patient'), '');
+      setText(field(card, 'run-state'), '');
+      return;
+    }
+    setText(field(card, 'run-id'), run.runId || DASH);
+    const p = run.patient || {};
+    const parts = [];
+    const fullName = [p.family_name, p.given_name].filter(Boolean).join(', ');
+    if (fullName) parts.push(fullName);
+    if (p.id) parts.push(p.id);
+    if (isNum(p.weight_kilograms)) parts.push(`${p.weight_kilograms} kg`);
+    if (run.procedure) parts.push(run.procedure);
+    if (run.profile) parts.push(`profile ${run.profile}`);
+    setText(field(card, 'patient'), parts.join(' · '));
+    const d = derivedOf(run);
+    let runState = '';
+    if (run.ended) runState = `RUN ENDED${run.endedAt ? ' ' + formatClock(run.endedAt) : ''}: final values`;
+    else if (d.rinsing_back) runState = 'RINSEBACK';
+    else if (d.paused) runState = 'PAUSED';
+    setText(field(card, 'run-state'), runState);
+  }
+
+  /** warning/alarm level of a value against an upper warn and alarm limit. */
+  function upperLevel(v, warn, alarm) {
+    if (!isNum(v)) return null;
+    if (isNum(alarm) && v >= alarm) return 'alarm';
+    if (isNum(warn) && v >= warn) return 'warning';
+    return null;
+  }
+
+  function ratioLevel(v, p) {
+    if (!isNum(v) || !isNum(p.ratio_set)) return null;
+    const dev = Math.abs(v - p.ratio_set);
+    if (isNum(p.ratio_alarm_deviation) && dev > p.ratio_alarm_deviation) return 'alarm';
+    if (isNum(p.ratio_warn_deviation) && dev > p.ratio_warn_deviation) return 'warning';
+    return null;
+  }
+
+  function renderMetrics(card, run) {
+    const d = run ? derivedOf(run) : {};
+    const p = run ? presetsOf(run) : {};
+    const metric = (name) => card.querySelector(`[data-metric="${name}"]`);
+
+    const ratio = isNum(d.window_ratio) ? d.window_ratio : d.device_ratio;
+    setText(field(card, 'ratio'), fmt(ratio, 1));
+    const ratioSub = [];
+    if (isNum(p.ratio_set)) ratioSub.push(`set ${fmt(p.ratio_set, 1)} ± ${fmt(p.ratio_warn_deviation, 1)}`);
+    if (isNum(d.window_ratio) && isNum(d.device_ratio)) ratioSub.push(`device ${fmt(d.device_ratio, 1)}`);
+    else if (!isNum(d.window_ratio) && isNum(d.device_ratio)) ratioSub.push('as the device reports it');
+    if (isNum(d.run_ratio)) ratioSub.push(`run ${fmt(d.run_ratio, 1)}`);
+    if (d.ac_pump_delivering_nothing) ratioSub.push('AC PUMP DELIVERS NOTHING');
+    setText(field(card, 'ratio-sub'), ratioSub.join(' · '));
+    setAttr(metric('ratio'), 'data-level', d.ac_pump_delivering_nothing ? 'alarm' : ratioLevel(d.window_ratio, p));
+
+    const ac = d.ac_infusion_rate_ml_per_min_per_l;
+    setText(field(card, 'ac-rate'), fmt(ac, 2));
+    setText(field(card, 'ac-rate-sub'), limitsText(p.ac_infusion_rate_warn_ml_per_min_per_l, p.ac_infusion_rate_alarm_ml_per_min_per_l, 2));
+    setAttr(metric('ac-rate'), 'data-level', upperLevel(ac, p.ac_infusion_rate_warn_ml_per_min_per_l, p.ac_infusion_rate_alarm_ml_per_min_per_l));
+
+    const cit = d.citrate_load_rate_mg_per_kg_per_min;
+    setText(field(card, 'citrate'), fmt(cit, 2));
+    const citSub = [limitsText(p.citrate_load_warn_mg_per_kg_per_min, p.citrate_load_alarm_mg_per_kg_per_min, 1)];
+    if (isNum(d.citrate_load_total_mg_per_kg)) citSub.push(`total ${fmt(d.citrate_load_total_mg_per_kg, 1)} mg/kg`);
+    setText(field(card, 'citrate-sub'), citSub.filter(Boolean).join(' · '));
+    setAttr(metric('citrate'), 'data-level', upperLevel(cit, p.citrate_load_warn_mg_per_kg_per_min, p.citrate_load_alarm_mg_per_kg_per_min));
+
+    const col = d.collected_ml;
+    setText(field(card, 'collected'), fmt(col, 1));
+    const colSub = [];
+    if (isNum(p.collect_target_ml)) colSub.push(`target ${fmt(p.collect_target_ml, 0)}`);
+    if (isNum(p.collect_max_ml)) colSub.push(`max ${fmt(p.collect_max_ml, 0)}`);
+    if (isNum(d.collected_fraction_of_tbv)) colSub.push(`${fmt(d.collected_fraction_of_tbv * 100, 1)} % of TBV`);
+    setText(field(card, 'collected-sub'), colSub.join(' · '));
+    setAttr(metric('collected'), 'data-level', isNum(col) && isNum(p.collect_max_ml) && col > p.collect_max_ml ? 'alarm' : null);
+  }
+
+  function limitsText(warn, alarm, digits) {
+    const parts = [];
+    if (isNum(warn)) parts.push(`warn ${fmt(warn, digits)}`);
+    if (isNum(alarm)) parts.push(`alarm ${fmt(alarm, digits)}`);
+    return parts.join(' · ');
+  }
+
+  /** One progress bar: fraction filled, an optional mark (target), a level colour, a text. */
+  function setBar(card, name, { fraction, mark, level, text }) {
+    const row = card.querySelector(`[data-bar="${name}"]`);
+    const bar = row.querySelector('[data-role="bar"]');
+    const pct = (f) => `${(Math.max(0, Math.min(1, f)) * 100).toFixed(1)}%`;
+    // CSSOM property writes are allowed under style-src 'self' (only style attributes are not).
+    bar.querySelector('.bar-fill').style.width = isNum(fraction) ? pct(fraction) : '0%';
+    const markEl = bar.querySelector('.bar-mark');
+    if (markEl) {
+      setAttr(markEl, 'data-shown', isNum(mark) ? 'true' : 'false');
+      if (isNum(mark)) markEl.style.left = pct(mark);
+    }
+    setAttr(bar, 'data-level', level || null);
+    setText(row.querySelector('.bar-text'), text);
+  }
+
+  function renderBars(card, run) {
+    const d = run ? derivedOf(run) : {};
+    const p = run ? presetsOf(run) : {};
+
+    // Collected volume against target and maximum: the bar's full width is the maximum.
+    const col = d.collected_ml;
+    const target = p.collect_target_ml;
+    const max = p.collect_max_ml;
+    const scale = isNum(max) ? max : isNum(target) ? target * 1.25 : isNum(col) ? Math.max(col * 1.25, 1) : 1;
+    let colLevel = null;
+    if (isNum(col) && isNum(max) && col > max) colLevel = 'alarm';
+    else if (isNum(col) && isNum(target) && col >= target) colLevel = 'ok';
+    const colText = [`${fmt(col, 1)}`];
+    if (isNum(target)) colText.push(`/ ${fmt(target, 0)}`);
+    colText.push('mL');
+    if (isNum(max)) colText.push(`(max ${fmt(max, 0)})`);
+    setBar(card, 'collected', {
+      fraction: isNum(col) ? col / scale : null, mark: isNum(target) ? target / scale : null, level: colLevel,
+      text: colText.join(' '),
+    });
+
+    // Run time against target run time.
+    const rt = run ? (isNum(run.watch && run.watch.run_time_minutes) ? run.watch.run_time_minutes : run.runTime) : null;
+    const trt = p.target_run_time_minutes;
+    setBar(card, 'run-time', {
+      fraction: isNum(rt) && isNum(trt) && trt > 0 ? rt / trt : null,
+      level: isNum(rt) && isNum(trt) && rt > trt ? 'warning' : null,
+      text: isNum(trt) ? `${fmt(rt, 1)} / ${fmt(trt, 0)} min` : `${fmt(rt, 1)} min (no target)`,
+    });
+
+    // Blood processed: against the whole-blood target in mL, else against blood volumes.
+    const wb = d.whole_blood_processed_ml;
+    const bv = d.blood_volumes_processed;
+    let blood;
+    if (isNum(p.whole_blood_target_ml) && p.whole_blood_target_ml > 0) {
+      blood = { fraction: isNum(wb) ? wb / p.whole_blood_target_ml : null, text: `${fmt(wb, 0)} / ${fmt(p.whole_blood_target_ml, 0)} mL` };
+    } else if (isNum(p.blood_volumes_target) && p.blood_volumes_target > 0) {
+      blood = { fraction: isNum(bv) ? bv / p.blood_volumes_target : null, text: `${fmt(bv, 2)} / ${fmt(p.blood_volumes_target, 2)} TBV` };
+    } else {
+      blood = { fraction: null, text: `${fmt(wb, 0)} mL (no target)` };
+    }
+    if (isNum(bv) && !blood.text.includes('TBV')) blood.text += ` · ${fmt(bv, 2)} TBV`;
+    setBar(card, 'blood', blood);
+  }
+
+  /** [large text, small text] of a target prediction. */
+  function predictionText(pred, unit, digits) {
+    if (!pred) return [DASH, 'no target'];
+    const target = `${fmt(pred.target, digits)} ${unit}`;
+    if (pred.reached) return ['Reached', target];
+    if (!isNum(pred.remaining_minutes)) return [DASH, `${fmt(pred.current, digits)} of ${target}`];
+    return [`in ${formatMinutes(pred.remaining_minutes)}`, `${target} at run time ${formatMinutes(pred.projected_run_time_minutes)}`];
+  }
+
+  function setPrediction(dd, [main, detail]) {
+    const key = `${main}\n${detail}`;
+    if (dd.dataset.text === key) return;
+    dd.dataset.text = key;
+    dd.replaceChildren(document.createTextNode(main), el('span', 'pred-detail', detail));
+  }
+
+  function renderPredictions(card, run) {
+    const pr = (run && run.watch && run.watch.predictions) || {};
+    const none = [DASH, run ? 'no prediction yet' : 'no run'];
+    setPrediction(field(card, 'pred-collect'), run && run.watch ? predictionText(pr.collect, 'mL', 0) : none);
+    let blood = predictionText(null);
+    if (pr.whole_blood) blood = predictionText(pr.whole_blood, 'mL', 0);
+    else if (pr.blood_volumes) blood = predictionText(pr.blood_volumes, 'TBV', 2);
+    setPrediction(field(card, 'pred-blood'), run && run.watch ? blood : none);
+    const cd3 = run && run.watch ? formatCells(pr.expected_cd3_yield_cells) : DASH;
+    setPrediction(field(card, 'pred-cd3'), [cd3.replace(' cells', ''), cd3 === DASH ? 'not known yet' : 'cells expected']);
+  }
+
+  function renderPresetsLine(card, run) {
+    const p = run ? presetsOf(run) : {};
+    const parts = [];
+    if (p.profile) parts.push(`Presets: ${p.profile}`);
+    if (Array.isArray(p.overridden) && p.overridden.length) parts.push(`changed for this run: ${p.overridden.join(', ')}`);
+    if (run && run.presetNote) parts.push(run.presetNote);
+    setText(field(card, 'presets'), parts.join(' · '));
+    const button = card.querySelector('[data-role="change-presets"]');
+    button.hidden = !(state.session && run && !run.ended && isNum(run.ref) && run.watch);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Charts: small hand-drawn SVG, in the element's own pixel size so that text is not stretched.
+
+  function svgEl(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  /**
+   * Draws zones (horizontal bands), limit lines and one data line over run time.
+   * spec: {yMin, yMax, xMax, zones: [{from, to, cls}], lines: [{y, cls, label}], points: [[t, v|null]]}
+   */
+  function drawChart(svg, spec) {
+    const w = Math.max(svg.clientWidth, 100);
+    const h = Math.max(svg.clientHeight, 60);
+    svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+    svg.removeAttribute('preserveAspectRatio');
+    const pad = { l: 34, r: 8, t: 6, b: 16 };
+    const x = (t) => pad.l + (t / spec.xMax) * (w - pad.l - pad.r);
+    const y = (v) => pad.t + (1 - (v - spec.yMin) / (spec.yMax - spec.yMin)) * (h - pad.t - pad.b);
+    const clampY = (v) => Math.max(pad.t, Math.min(h - pad.b, y(v)));
+    const parts = [];
+    for (const z of spec.zones) {
+      const top = clampY(Math.min(z.to, spec.yMax));
+      const bottom = clampY(Math.max(z.from, spec.yMin));
+      if (bottom > top) parts.push(svgEl('rect', { x: pad.l, y: top, width: w - pad.l - pad.r, height: bottom - top, class: z.cls }));
+    }
+    for (const l of spec.lines) {
+      if (!isNum(l.y) || l.y < spec.yMin || l.y > spec.yMax) continue;
+      parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: y(l.y), y2: y(l.y), class: l.cls }));
+      if (l.label) parts.push(svgEl('text', { x: pad.l - 4, y: y(l.y) + 4, 'text-anchor': 'end', class: 'chart-label' }, l.label));
+    }
+    // The data line, broken where a value is missing.
+    let d = '';
+    let pen = false;
+    for (const [t, v] of spec.points) {
+      if (!isNum(t) || !isNum(v)) { pen = false; continue; }
+      d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)},${clampY(v).toFixed(1)}`;
+      pen = true;
+    }
+    if (d) parts.push(svgEl('path', { d, class: 'line-data' }));
+    else parts.push(svgEl('text', { x: w / 2, y: h / 2, 'text-anchor': 'middle', class: 'chart-empty' }, 'no data yet'));
+    parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: h - pad.b, y2: h - pad.b, class: 'line-grid' }));
+    parts.push(svgEl('text', { x: pad.l, y: h - 3, class: 'chart-label' }, '0'));
+    parts.push(svgEl('text', { x: w - pad.r, y: h - 3, 'text-anchor': 'end', class: 'chart-label' }, `${Math.round(spec.xMax)} min`));
+    svg.replaceChildren(...parts);
+  }
+
+  /** Enough room to the right for the run to go on; at least 10 minutes. */
+  function chartXMax(run) {
+    const last = run.series.length ? run.series[run.series.length - 1].t : run.runTime;
+    return Math.max(10, Math.ceil(((isNum(last) ? last : 0) * 1.1) / 5) * 5);
+  }
+
+  function extent(values) {
+    const nums = values.filter(isNum);
+    return nums.length ? [Math.min(...nums), Math.max(...nums)] : null;
+  }
+
+  function renderCharts(card, run) {
+    const ratioSvg = card.querySelector('[data-chart="ratio"]');
+    const acSvg = card.querySelector('[data-chart="ac-rate"]');
+    const citSvg = card.querySelector('[data-chart="citrate"]');
+    if (!run) {
+      for (const svg of [ratioSvg, acSvg, citSvg]) drawChart(svg, { yMin: 0, yMax: 1, xMax: 10, zones: [], lines: [], points: [] });
+      return;
+    }
+    const p = presetsOf(run);
+    const xMax = chartXMax(run);
+    const series = run.series;
+
+    // Ratio: set point, warn band and alarm band around it; the recomputed window ratio as a line.
+    const set = p.ratio_set;
+    const warnDev = p.ratio_warn_deviation;
+    const alarmDev = p.ratio_alarm_deviation;
+    const ratios = series.map((s) => s.ratio);
+    const ext = extent(ratios);
+    let yMin; let yMax;
+    if (isNum(set) && isNum(alarmDev)) {
+      yMin = set - alarmDev * 1.75;
+      yMax = set + alarmDev * 1.75;
+      if (ext) { yMin = Math.min(yMin, ext[0] - 0.5); yMax = Math.max(yMax, ext[1] + 0.5); }
+    } else if (ext) {
+      yMin = ext[0] - 1; yMax = ext[1] + 1;
+    } else {
+      yMin = 8; yMax = 16;
+    }
+    const zones = [];
+    const lines = [];
+    if (isNum(set) && isNum(alarmDev) && isNum(warnDev)) {
+      zones.push({ from: yMin, to: yMax, cls: 'zone-alarm' });
+      zones.push({ from: set - alarmDev, to: set + alarmDev, cls: 'zone-warn' });
+      zones.push({ from: set - warnDev, to: set + warnDev, cls: 'zone-ok' });
+      lines.push({ y: set + alarmDev, cls: 'line-alarm', label: fmt(set + alarmDev, 1) });
+      lines.push({ y: set - alarmDev, cls: 'line-alarm', label: fmt(set - alarmDev, 1) });
+      lines.push({ y: set + warnDev, cls: 'line-warn' });
+      lines.push({ y: set - warnDev, cls: 'line-warn' });
+    }
+    if (isNum(set)) lines.push({ y: set, cls: 'line-set', label: fmt(set, 0) });
+    drawChart(ratioSvg, { yMin, yMax, xMax, zones, lines, points: series.map((s) => [s.t, s.ratio]) });
+
+    drawUpperLimitChart(acSvg, series.map((s) => [s.t, s.ac]), p.ac_infusion_rate_warn_ml_per_min_per_l,
+      p.ac_infusion_rate_alarm_ml_per_min_per_l, xMax);
+    drawUpperLimitChart(citSvg, series.map((s) => [s.t, s.citrate]), p.citrate_load_warn_mg_per_kg_per_min,
+      p.citrate_load_alarm_mg_per_kg_per_min, xMax);
+  }
+
+  /** A rate with an upper warn and alarm limit: green below warn, amber to alarm, red above. */
+  function drawUpperLimitChart(svg, points, warn, alarm, xMax) {
+    const ext = extent(points.map((pt) => pt[1]));
+    const top = Math.max(isNum(alarm) ? alarm * 1.3 : 0, ext ? ext[1] * 1.1 : 0, 0.1);
+    const zones = [];
+    const lines = [];
+    if (isNum(warn)) zones.push({ from: 0, to: warn, cls: 'zone-ok' });
+    if (isNum(warn) && isNum(alarm)) zones.push({ from: warn, to: alarm, cls: 'zone-warn' });
+    if (isNum(alarm)) zones.push({ from: alarm, to: top, cls: 'zone-alarm' });
+    if (isNum(warn)) lines.push({ y: warn, cls: 'line-warn', label: fmt(warn, 1) });
+    if (isNum(alarm)) lines.push({ y: alarm, cls: 'line-alarm', label: fmt(alarm, 1) });
+    drawChart(svg, { yMin: 0, yMax: top, xMax, zones, lines, points });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Alarms. One element per alarm, in its separator's card; the banner only summarises.
+
+  /** The page's alarm states: active (needs acknowledging), acknowledged, cleared. */
+  function pageState(storeState, acknowledgedBy) {
+    if (storeState === 'cleared') return 'cleared';
+    if (storeState === 'acknowledged' || acknowledgedBy) return 'acknowledged';
+    return 'active';
+  }
+
+  function alarmKey(a) { return a.id !== null ? `id:${a.id}` : `p:${a.serial}:${a.code}`; }
+
+  function findAlarmById(id) { return state.alarms.get(`id:${id}`) || null; }
+
+  /** The alarm of that device and code that is still open (the store keeps one open per code). */
+  function findOpenAlarm(serial, code) {
+    for (const a of state.alarms.values()) {
+      if (a.serial === serial && a.code === code && a.state !== 'cleared') return a;
+    }
+    return null;
+  }
+
+  function putAlarm(a) {
+    for (const [k, v] of state.alarms) if (v === a) state.alarms.delete(k);
+    state.alarms.set(alarmKey(a), a);
+  }
+
+  /** An alarm record from the API's alarm JSON (snapshot, GET /alarms, acknowledge reply). */
+  function updateAlarmFromRow(a, row) {
+    a.id = row.id;
+    a.serial = row.device_serial;
+    a.code = row.code;
+    a.level = row.level;
+    a.state = pageState(row.state, row.acknowledged_by);
+    a.value = row.value;
+    a.limit = row.limit;
+    a.unit = row.unit;
+    a.message = row.message;
+    if (isNum(row.age_seconds)) a.raisedAt = Date.now() - row.age_seconds * 1000;
+    a.runTime = row.raised_run_time_minutes;
+    a.acknowledgedBy = row.acknowledged_by;
+    a.acknowledgedAt = row.acknowledged_at;
+    if (row.cleared_at) a.clearedAt = Date.parse(row.cleared_at) || Date.now();
+  }
+
+  function newAlarm(fields) {
+    return {
+      id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, limit: null,
+      unit: null, message: null, raisedAt: Date.now(), runTime: null, acknowledgedBy: null, acknowledgedAt: null,
+      clearedAt: null, idKnownAt: null, el: null, ...fields,
+    };
+  }
+
+  /** Creates or updates an alarm from a row; returns [record, isNew]. */
+  function mergeAlarmRow(row) {
+    let a = findAlarmById(row.id);
+    if (!a) {
+      // A provisional element (from an `alarm` event) for the same condition: it gets its id now.
+      const open = findOpenAlarm(row.device_serial, row.code);
+      if (open && open.id === null) a = open;
+    }
+    const isNew = !a;
+    if (!a) a = newAlarm({});
+    const hadId = a.id !== null;
+    updateAlarmFromRow(a, row);
+    if (!hadId) a.idKnownAt = Date.now();
+    // The store names the device by serial; once the device is known, the alarm goes to its card.
+    const name = deviceNameForSerial(a.serial);
+    if (!a.device || name !== a.serial) a.device = name;
+    putAlarm(a);
+    renderAlarm(a);
+    return [a, isNew];
+  }
+
+  function renderAlarm(a) {
+    const card = cardFor(a.device);
+    if (!a.el) {
+      a.el = $('alarm-template').content.firstElementChild.cloneNode(true);
+      // When it was first shown: the test measures the time from the event to the screen with this.
+      a.el.dataset.shownAt = String(Date.now());
+      a.el.querySelector('.ack-button').addEventListener('click', () => acknowledge(a));
+    }
+    // New, or its card was replaced (a device named after a snapshot): in its card's list.
+    const box = card.querySelector('[data-role="alarms"]');
+    if (a.el.parentNode !== box) box.prepend(a.el);
+    const e = a.el;
+    setAttr(e, 'data-alarm-id', a.id !== null ? a.id : null);
+    setAttr(e, 'data-alarm-code', a.code);
+    setAttr(e, 'data-alarm-level', a.level);
+    setAttr(e, 'data-state', a.state);
+    setAttr(e, 'data-device', a.device);
+    setAttr(e, 'aria-label', `${a.level} ${a.code} on ${a.device}`);
+    setText(e.querySelector('[data-field="level"]'), a.state === 'cleared' ? `${a.level} (cleared)` : a.level === 'alarm' ? 'ALARM' : 'WARNING');
+    setText(e.querySelector('[data-field="code"]'), a.code);
+    const value = valueWithUnit(a.value, a.unit);
+    const limit = valueWithUnit(a.limit, a.unit);
+    setText(e.querySelector('[data-field="value"]'), value ? (limit ? `${value} (limit ${limit})` : value) : '');
+    setText(e.querySelector('[data-field="message"]'), a.message || '');
+    renderAlarmTimes(a);
+    orderAlarms(card);
+    const button = e.querySelector('.ack-button');
+    // The button needs the store's id; a provisional alarm shows it as soon as the id is known.
+    button.hidden = a.state !== 'active' || a.id === null;
+    setAttr(button, 'data-ack', a.id !== null ? a.id : null);
+    setText(e.querySelector('[data-field="acked"]'),
+      a.state === 'acknowledged' ? `Acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}${a.acknowledgedAt ? ' at ' + formatClock(a.acknowledgedAt) : ''}` : '');
+    renderCardAlarmLevel(a.device);
+    scheduleBanner();
+  }
+
+  /** Unacknowledged first, then acknowledged, then cleared; alarms before warnings; newest first. */
+  function orderAlarms(card) {
+    const box = card.querySelector('[data-role="alarms"]');
+    const rank = { active: 0, acknowledged: 1, cleared: 2 };
+    const records = [...state.alarms.values()].filter((a) => a.el && a.el.parentNode === box);
+    records.sort((x, y) => (rank[x.state] - rank[y.state]) || ((y.level === 'alarm') - (x.level === 'alarm')) || (y.raisedAt - x.raisedAt));
+    const wanted = records.map((a) => a.el);
+    const current = [...box.children];
+    // Move nodes only when the order changed: moving restarts the flashing animation.
+    if (wanted.length === current.length && wanted.every((n, i) => n === current[i])) return;
+    box.append(...wanted);
+  }
+
+  function renderAlarmTimes(a) {
+    if (!a.el) return;
+    let since = `raised ${formatDuration((Date.now() - a.raisedAt) / 1000)} ago`;
+    if (isNum(a.runTime)) since += ` (run time ${fmt(a.runTime, 1)} min)`;
+    if (a.state === 'cleared' && a.clearedAt) since = `cleared ${formatDuration((Date.now() - a.clearedAt) / 1000)} ago`;
+    setText(a.el.querySelector('[data-field="since"]'), since);
+  }
+
+  function removeAlarm(a) {
+    for (const [k, v] of state.alarms) if (v === a) state.alarms.delete(k);
+    if (a.el) a.el.remove();
+    a.el = null;
+    renderCardAlarmLevel(a.device);
+    scheduleBanner();
+  }
+
+  function markCleared(a) {
+    a.state = 'cleared';
+    a.clearedAt = a.clearedAt || Date.now();
+    renderAlarm(a);
+    // Gone from view after a while; a new snapshot removes it at once.
+    setTimeout(() => { if (a.state === 'cleared') removeAlarm(a); }, CLEARED_VISIBLE_MS);
+  }
+
+  /** The card's frame takes the colour of its worst open alarm, acknowledged or not. */
+  function renderCardAlarmLevel(name) {
+    const card = cards.get(name);
+    if (!card) return;
+    let level = null;
+    for (const a of state.alarms.values()) {
+      if (a.device !== name || a.state === 'cleared') continue;
+      if (a.level === 'alarm') level = 'alarm';
+      else if (!level) level = 'warning';
+    }
+    setAttr(card, 'data-alarm-level', level);
+  }
+
+  let bannerScheduled = false;
+  function scheduleBanner() {
+    if (bannerScheduled) return;
+    bannerScheduled = true;
+    queueMicrotask(() => { bannerScheduled = false; renderBanner(); });
+  }
+
+  /** Unacknowledged alarms flash across the top of the page, worst first. */
+  function renderBanner() {
+    const banner = $('alarm-banner');
+    const open = [...state.alarms.values()].filter((a) => a.state === 'active');
+    open.sort((a, b) => (a.level === b.level ? a.raisedAt - b.raisedAt : a.level === 'alarm' ? -1 : 1));
+    banner.hidden = open.length === 0;
+    setAttr(banner, 'data-level', open.some((a) => a.level === 'alarm') ? 'alarm' : open.length ? 'warning' : '');
+    setAttr(banner, 'data-flash', open.length ? 'true' : 'false');
+    banner.replaceChildren(...open.map((a) => {
+      const value = valueWithUnit(a.value, a.unit);
+      return el('span', 'banner-item', `${a.level === 'alarm' ? 'ALARM' : 'WARNING'} ${a.device}: ${a.code}${value ? ' ' + value : ''}`);
+    }));
+    document.title = open.length ? `(${open.length}) ALARM: apheresisd` : 'apheresisd: separators';
+  }
+
+  async function acknowledge(a) {
+    const button = a.el && a.el.querySelector('.ack-button');
+    const errorEl = a.el && a.el.querySelector('[data-role="ack-error"]');
+    if (!button || a.id === null) return;
+    setText(errorEl, '');
+    button.disabled = true;
+    const reply = await request('POST', `/alarms/${encodeURIComponent(a.id)}/acknowledge`, {});
+    button.disabled = false;
+    if (reply.ok) {
+      updateAlarmFromRow(a, reply.data);
+      if (a.state === 'active') a.state = 'acknowledged';
+      renderAlarm(a);
+    } else {
+      const hint = reply.status === 401 ? ' Sign in at the top of the page.' : '';
+      setText(errorEl, `Not acknowledged: ${reply.message}${hint}`);
+    }
+  }
+
+  /** Learn the ids of alarms shown from events (and who acknowledged what) from the store. One request
+   *  at a time; events during it ask for one more afterwards. */
+  let alarmSync = null;
+  let alarmSyncAgain = false;
+  function syncActiveAlarms() {
+    if (alarmSync) { alarmSyncAgain = true; return; }
+    const startedAt = Date.now();
+    alarmSync = request('GET', '/alarms?state=active').then((reply) => {
+      if (!reply.ok) { state.lastError = `alarms: ${reply.message}`; return; }
+      const seen = new Set();
+      let newUnacknowledged = null;
+      for (const row of reply.data) {
+        const [a, isNew] = mergeAlarmRow(row);
+        seen.add(a);
+        if (isNew && a.state === 'active') newUnacknowledged = a;
+      }
+      // An alarm whose id we knew before asking and that is no longer active has cleared.
+      for (const a of [...state.alarms.values()]) {
+        if (!seen.has(a) && a.id !== null && a.state !== 'cleared' && a.idKnownAt !== null && a.idKnownAt < startedAt) markCleared(a);
+      }
+      if (newUnacknowledged) beepForNewAlarm(newUnacknowledged.level, `${newUnacknowledged.code} found active`);
+    }).finally(() => {
+      alarmSync = null;
+      if (alarmSyncAgain) { alarmSyncAgain = false; syncActiveAlarms(); }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sound. Browsers start audio only after a user gesture (unless autoplay is allowed): the control
+  // says so, and the first click anywhere unlocks the AudioContext.
+
+  const sound = { ctx: null };
+
+  function audioContext() {
+    if (!sound.ctx) {
+      const Ctor = window.AudioContext || window.webkitAudioContext;
+      if (!Ctor) return null;
+      try {
+        sound.ctx = new Ctor();
+        sound.ctx.addEventListener('statechange', renderSoundToggle);
+      } catch (_) {
+        return null;
+      }
+    }
+    return sound.ctx;
+  }
+
+  function renderSoundToggle() {
+    const button = $('sound-toggle');
+    const on = sound.ctx && sound.ctx.state === 'running';
+    setAttr(button, 'data-sound', on ? 'on' : 'off');
+    setText(button, on ? 'Sound on' : 'Sound off: click to enable');
+    setAttr(button, 'title', on ? 'Alarm sound is on. Click to hear a test tone.' : 'Browsers allow sound only after a click.');
+  }
+
+  function unlockAudio() {
+    const ctx = audioContext();
+    if (ctx && ctx.state !== 'running') ctx.resume().then(renderSoundToggle, () => {});
+  }
+
+  /** Short square-wave beeps: three high ones for an alarm, two lower ones for a warning. */
+  function playTone(level) {
+    const ctx = sound.ctx;
+    const count = level === 'alarm' ? 3 : 2;
+    const freq = level === 'alarm' ? 988 : 740;
+    const t0 = ctx.currentTime + 0.02;
+    for (let i = 0; i < count; i++) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = 'square';
+      osc.frequency.value = freq;
+      const start = t0 + i * 0.28;
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.2);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + 0.22);
+    }
+  }
+
+  /** The new-alarm sound; body[data-beeps] counts how often it played. */
+  function beepForNewAlarm(level, why) {
+    const ctx = audioContext();
+    if (!ctx) return;
+    const askedAt = Date.now();
+    const play = () => {
+      if (ctx.state !== 'running' || Date.now() - askedAt > BEEP_MAX_DELAY_MS) return;
+      playTone(level);
+      document.body.dataset.beeps = String(state.beeps + 1);
+      state.recentEvents.push([Date.now(), 'beep', `${level}: ${why}`]);
+    };
+    if (ctx.state === 'running') play();
+    else ctx.resume().then(() => { renderSoundToggle(); play(); }, () => {});
+  }
+
+  function setUpSound() {
+    audioContext();
+    renderSoundToggle();
+    // Any click or key unlocks audio; the control itself also plays a test tone (not counted as a beep).
+    document.addEventListener('pointerdown', unlockAudio, { capture: true });
+    document.addEventListener('keydown', unlockAudio, { capture: true });
+    $('sound-toggle').addEventListener('click', () => {
+      const ctx = audioContext();
+      if (!ctx) { setText($('sound-toggle'), 'No sound in this browser'); return; }
+      ctx.resume().then(() => { renderSoundToggle(); playTone('warning'); }, () => {});
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The live stream.
+
+  let source = null;
+  let reconnectTimer = null;
+
+  function setConnection(connection) {
+    state.connection = connection;
+    const badge = $('connection');
+    setAttr(badge, 'data-connection', connection);
+    setText(badge, { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…' }[connection] || connection);
+    document.body.classList.toggle('offline', connection !== 'live');
+    renderConnectionBanner();
+    for (const name of cards.keys()) renderFreshness(name);
+  }
+
+  function renderConnectionBanner() {
+    const banner = $('connection-banner');
+    const down = state.connection !== 'live' && state.disconnectedAt !== null;
+    banner.hidden = !down;
+    if (down) {
+      setText(banner, `No connection to apheresisd for ${formatDuration((Date.now() - state.disconnectedAt) / 1000)}: ` +
+        'the values below are not current. Reconnecting every 2 s.');
+    }
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    if (source) source.close();
+    const es = new EventSource(`${API}/stream`);
+    source = es;
+    const on = (name, handler) => es.addEventListener(name, (event) => {
+      if (source !== es) return;
+      handleEvent(name, event, handler);
+    });
+    on('snapshot', onSnapshot);
+    on('sample', onSample);
+    on('alarm', onAlarm);
+    on('link', onLink);
+    on('run_start', onRunStart);
+    on('run_end', onRunEnd);
+    on('presets', onPresets);
+    on('dropped', () => reconnectSoon('the server dropped this client (it fell behind)'));
+    es.onerror = () => { if (source === es) reconnectSoon('stream error'); };
+  }
+
+  /** On an error or `dropped`: close, wait 2 s, reconnect; the new snapshot replaces the state. */
+  function reconnectSoon(reason) {
+    if (source) source.close();
+    source = null;
+    state.lastError = reason;
+    if (state.connection === 'live') state.disconnectedAt = Date.now();
+    if (state.disconnectedAt === null) state.disconnectedAt = Date.now();
+    state.reconnects += 1;
+    setConnection('reconnecting');
+    clearTimeout(reconnectTimer);
+    reconnectTimer = setTimeout(connect, RECONNECT_DELAY_MS);
+  }
+
+  function handleEvent(name, event, handler) {
+    state.lastEventAt = Date.now();
+    state.lastEventName = name;
+    state.eventCounts[name] = (state.eventCounts[name] || 0) + 1;
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (err) {
+      state.lastError = `${name}: not JSON`;
+      return;
+    }
+    if (name !== 'sample') {
+      const summary = name === 'alarm' ? `${data.change} ${data.code} ${data.level} id=${data.alarm_id}` : (data.run_id || data.link_state || '');
+      state.recentEvents.push([state.lastEventAt, name, summary]);
+      if (state.recentEvents.length > 50) state.recentEvents.shift();
+    }
+    try {
+      handler(data);
+    } catch (err) {
+      // One bad event must not stop the page: note it and go on with the next.
+      state.lastError = `${name}: ${err && err.message}`;
+      console.error('apheresisd dashboard:', name, err);
+    }
+  }
+
+  function onSnapshot(snap) {
+    const now = Date.now();
+    // Devices: the snapshot is the whole truth.
+    const names = new Set();
+    for (const d of snap.devices || []) {
+      const device = ensureDevice(d.name, d.serial_number);
+      device.serial = d.serial_number || device.serial;
+      device.link = d.link;
+      device.linkState = d.link_state;
+      device.lastError = d.last_error;
+      device.activityAt = isNum(d.last_activity_age_seconds) ? now - d.last_activity_age_seconds * 1000 : null;
+      names.add(d.name);
+    }
+    // Runs: only open runs come with a snapshot; the cards show those (a closed run's card clears).
+    const runs = new Map();
+    for (const r of snap.open_runs || []) {
+      const name = deviceNameForSerial(r.device_serial);
+      const previous = state.runs.get(name);
+      const run = runFromJSON(r);
+      if (previous && previous.runId === run.runId) {
+        run.intervalMs = previous.intervalMs;
+        if (!run.watch && previous.watch) run.watch = previous.watch;
+        if (!run.series.length) run.series = previous.series;
+      }
+      runs.set(name, run);
+      names.add(name);
+    }
+    for (const [name, run] of state.runs) {
+      // A run that ended while we were connected stays on its card until the next run starts.
+      if (!runs.has(name) && run.ended && names.has(name)) runs.set(name, run);
+    }
+    state.runs = runs;
+    for (const name of [...state.devices.keys()]) if (!names.has(name)) state.devices.delete(name);
+    for (const name of [...cards.keys()]) if (!names.has(name)) removeCard(name);
+
+    reconcileSnapshotAlarms(snap.active_alarms || []);
+
+    state.connectedAt = now;
+    state.disconnectedAt = null;
+    setConnection('live');
+    for (const name of names) scheduleRender(name);
+    $('no-devices').hidden = cards.size > 0 || names.size > 0;
+  }
+
+  /** Keeps the elements of alarms still active (their data-shown-at stays), drops the rest, adds new
+   *  ones and beeps once if any of those needs acknowledging. */
+  function reconcileSnapshotAlarms(rows) {
+    const kept = new Set();
+    let beepLevel = null;
+    for (const row of rows) {
+      const [a, isNew] = mergeAlarmRow(row);
+      kept.add(a);
+      if (isNew && a.state === 'active' && beepLevel !== 'alarm') beepLevel = a.level;
+    }
+    for (const a of [...state.alarms.values()]) if (!kept.has(a)) removeAlarm(a);
+    if (beepLevel) beepForNewAlarm(beepLevel, 'unacknowledged alarms in the snapshot');
+  }
+
+  function onSample(ev) {
+    const name = ev.device;
+    const device = ensureDevice(name, ev.device_serial);
+    const now = Date.now();
+    device.activityAt = now;
+    let run = state.runs.get(name);
+    if (!run || run.runId !== ev.run_id) {
+      // A run we have not seen start (joined mid-run after a reconnect race): details come from GET /runs.
+      run = newRun({ runId: ev.run_id, serial: ev.device_serial });
+      state.runs.set(name, run);
+      fetchRunDetails(name, ev.device_serial, ev.run_id);
+    }
+    if (isNum(run.sampleAt)) {
+      // Smoothed interval between samples: decides when this device's data counts as stale.
+      const gap = now - run.sampleAt;
+      run.intervalMs = isNum(run.intervalMs) ? run.intervalMs * 0.8 + gap * 0.2 : gap;
+    }
+    run.sampleAt = now;
+    run.values = ev.values || {};
+    if (isNum(ev.run_time_minutes)) run.runTime = ev.run_time_minutes;
+    if (ev.watch) {
+      applyWatch(run, ev.watch, false);
+      const d = ev.watch.derived || {};
+      addPoint(run, {
+        t: isNum(ev.watch.run_time_minutes) ? ev.watch.run_time_minutes : ev.run_time_minutes,
+        ratio: d.window_ratio, ac: d.ac_infusion_rate_ml_per_min_per_l, citrate: d.citrate_load_rate_mg_per_kg_per_min,
+        collected: d.collected_ml,
+      });
+    } else {
+      const d = derivedOf(run);
+      addPoint(run, { t: ev.run_time_minutes, ratio: d.device_ratio, ac: d.ac_infusion_rate_ml_per_min_per_l, citrate: null, collected: d.collected_ml });
+    }
+    if (ev.kind === 'RUN_END') { run.ended = true; run.endedAt = ev.received_at; }
+    scheduleRender(name);
+  }
+
+  function onAlarm(ev) {
+    const hasId = isNum(ev.alarm_id);
+    let a = hasId ? findAlarmById(ev.alarm_id) : null;
+    if (!a) a = findOpenAlarm(ev.device_serial, ev.code);
+    if (ev.change === 'cleared') {
+      if (a) markCleared(a);
+      return;
+    }
+    const isNew = !a;
+    if (!a) {
+      // Shown at once, before the store's id is known; the id follows (event field or GET /alarms).
+      a = newAlarm({ serial: ev.device_serial, device: ev.device, code: ev.code, raisedAt: Date.now() });
+    }
+    if (hasId && a.id === null) { a.id = ev.alarm_id; a.idKnownAt = Date.now(); }
+    a.device = a.device || ev.device;
+    a.level = ev.level || a.level;
+    a.value = ev.value;
+    a.limit = ev.limit;
+    a.unit = ev.unit;
+    a.message = ev.message;
+    if (isNum(ev.run_time_minutes) && (isNew || a.runTime === null)) a.runTime = ev.run_time_minutes;
+    if (ev.change === 'raised' || ev.change === 'escalated') {
+      // A new alarm, or a worse level: it needs a (new) acknowledgement.
+      a.state = 'active';
+      a.acknowledgedBy = null;
+      a.acknowledgedAt = null;
+    } else if (ev.change === 'acknowledged') {
+      a.state = 'acknowledged';
+      if (ev.by) a.acknowledgedBy = ev.by;
+    }
+    putAlarm(a);
+    ensureDevice(ev.device, ev.device_serial);
+    renderAlarm(a);
+    if (ev.change === 'raised' || ev.change === 'escalated') beepForNewAlarm(a.level, `${ev.code} ${ev.change}`);
+    // Without an id the button cannot acknowledge; without `by` we cannot say who acknowledged.
+    if (a.id === null || (ev.change === 'acknowledged' && !a.acknowledgedBy)) syncActiveAlarms();
+  }
+
+  function onLink(ev) {
+    const device = ensureDevice(ev.device);
+    device.linkState = ev.link_state;
+    scheduleRender(ev.device);
+  }
+
+  function onRunStart(ev) {
+    const name = ev.device;
+    ensureDevice(name, ev.device_serial);
+    // The previous run's cleared alarms are history now; open ones stay until they clear.
+    for (const a of [...state.alarms.values()]) if (a.device === name && a.state === 'cleared') removeAlarm(a);
+    state.runs.set(name, newRun({
+      runId: ev.run_id, serial: ev.device_serial, procedure: ev.procedure,
+      patient: ev.patient_id ? { id: ev.patient_id } : null, openedAt: ev.at,
+    }));
+    scheduleRender(name);
+    fetchRunDetails(name, ev.device_serial, ev.run_id);
+  }
+
+  function onRunEnd(ev) {
+    const run = state.runs.get(ev.device);
+    if (run && run.runId === ev.run_id) {
+      run.ended = true;
+      run.endedAt = ev.at;
+      scheduleRender(ev.device);
+    }
+    loadHistory();
+  }
+
+  /** Someone changed this run's presets (here or on another workstation). */
+  function onPresets(ev) {
+    const run = state.runs.get(ev.device);
+    if (!run || run.runId !== ev.run_id || !ev.watch) return;
+    applyWatch(run, ev.watch, false);
+    run.presetNote = `changed by ${ev.changed_by || '?'} at ${formatClock(ev.at)}: ${ev.reason || ''}`;
+    scheduleRender(ev.device);
+  }
+
+  /** The run's store id, patient and profile (a run_start event has only the patient id). */
+  async function fetchRunDetails(name, serial, runId) {
+    const reply = await request('GET', '/runs');
+    if (!reply.ok) return;
+    const row = reply.data.filter((r) => r.device_serial === serial && r.run_id === runId).pop();
+    const run = state.runs.get(name);
+    if (!row || !run || run.runId !== runId) return;
+    run.ref = row.id;
+    run.patient = row.patient || run.patient;
+    run.profile = run.profile || row.profile;
+    run.procedure = row.procedure || run.procedure;
+    run.openedAt = row.opened_at;
+    if (!run.watch) {
+      // The watcher's view with its history, if the daemon watches the run already.
+      const watch = await request('GET', `/runs/${encodeURIComponent(row.id)}/watch`);
+      if (watch.ok && watch.data && state.runs.get(name) === run) applyWatch(run, watch.data, true);
+    }
+    scheduleRender(name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Session: sign in with user and password; the cookie is HttpOnly, so the page asks who it is.
+
+  function renderSession() {
+    const s = state.session;
+    scheduleSessionCheck();
+    $('signin-form').hidden = !!s;
+    $('signed-in').hidden = !s;
+    setText($('signed-in-user'), s ? s.user : '');
+    setText($('signed-in-role'), s ? s.role : '');
+    for (const name of cards.keys()) scheduleRender(name);
+  }
+
+  function onSessionLost() {
+    if (!state.session) return;
+    state.session = null;
+    renderSession();
+    setText($('signin-error'), 'Your session ended: sign in again.');
+  }
+
+  let sessionTimer = null;
+
+  /** Asks again once the session should have ended (idle or absolute limit), so that the header
+   *  does not go on saying "signed in". Asking touches the session, but only one that is still alive. */
+  function scheduleSessionCheck() {
+    clearTimeout(sessionTimer);
+    const ends = state.session ? Date.parse(state.session.expires_at) : NaN;
+    if (Number.isFinite(ends)) sessionTimer = setTimeout(loadSession, Math.max(1000, ends - Date.now() + 2000));
+  }
+
+  async function loadSession() {
+    const reply = await request('GET', '/session');
+    state.session = reply.ok ? reply.data : null;
+    renderSession();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const user = $('signin-user').value.trim();
+    const password = $('signin-password').value;
+    setText($('signin-error'), '');
+    if (!user || !password) { setText($('signin-error'), 'Enter user and password.'); return; }
+    $('signin-submit').disabled = true;
+    const reply = await request('POST', '/session', { user, password });
+    $('signin-submit').disabled = false;
+    if (!reply.ok) {
+      setText($('signin-error'), reply.message);
+      $('signin-password').select();
+      return;
+    }
+    $('signin-password').value = '';
+    state.session = reply.data;
+    renderSession();
+  }
+
+  async function signOut() {
+    await request('DELETE', '/session', {});
+    state.session = null;
+    renderSession();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Per-run preset change (operator or supervisor), with a reason.
+
+  /** The presets a run may change (docs/api.md, POST /runs/{id}/presets); the others are the device's. */
+  const PRESET_FIELDS = [
+    ['ratio_warn_deviation', 'Ratio warning deviation', '± ratio units'],
+    ['ratio_alarm_deviation', 'Ratio alarm deviation', '± ratio units'],
+    ['ac_infusion_rate_warn_ml_per_min_per_l', 'AC infusion warning', 'mL/min/L'],
+    ['ac_infusion_rate_alarm_ml_per_min_per_l', 'AC infusion alarm', 'mL/min/L'],
+    ['citrate_load_warn_mg_per_kg_per_min', 'Citrate load warning', 'mg/kg/min'],
+    ['citrate_load_alarm_mg_per_kg_per_min', 'Citrate load alarm', 'mg/kg/min'],
+    ['collect_target_ml', 'Collect target', 'mL'],
+    ['collect_max_ml', 'Collect maximum', 'mL'],
+  ];
+
+  let presetsFor = null; // device name while the dialog is open
+
+  function openPresetsDialog(name) {
+    const run = state.runs.get(name);
+    if (!run || !run.watch) return;
+    presetsFor = name;
+    const p = presetsOf(run);
+    const overridden = new Set(p.overridden || []);
+    setText($('presets-run'), `${name}, ${run.runId}`);
+    const fields = PRESET_FIELDS.map(([key, label, unit]) => {
+      const id = `preset-${key}`;
+      const lab = el('label', null, `${label} (${unit})`);
+      lab.htmlFor = id;
+      const input = el('input');
+      input.id = id;
+      input.type = 'number';
+      input.step = 'any';
+      input.min = '0';
+      input.dataset.key = key;
+      // 1.7999999999999998 is 1.8 to a person; an untouched field is not sent.
+      input.dataset.original = isNum(p[key]) ? String(Number(p[key].toPrecision(6))) : '';
+      input.value = input.dataset.original;
+      input.dataset.overridden = overridden.has(key) ? 'true' : 'false';
+      return [lab, input];
+    }).flat();
+    $('presets-fields').replaceChildren(...fields);
+    $('presets-reason').value = '';
+    setText($('presets-error'), '');
+    $('presets-dialog').showModal();
+  }
+
+  async function submitPresets(event) {
+    event.preventDefault();
+    const name = presetsFor;
+    const run = name && state.runs.get(name);
+    if (!run || run.ended || !isNum(run.ref)) { setText($('presets-error'), 'This run is no longer open.'); return; }
+    const reason = $('presets-reason').value.trim();
+    const changes = {};
+    for (const input of $('presets-fields').querySelectorAll('input')) {
+      if (input.value === input.dataset.original || input.value === '') continue;
+      const v = Number(input.value);
+      if (!Number.isFinite(v)) { setText($('presets-error'), `${input.dataset.key}: not a number`); return; }
+      changes[input.dataset.key] = v;
+    }
+    if (!Object.keys(changes).length) { setText($('presets-error'), 'Nothing changed.'); return; }
+    if (!reason) { setText($('presets-error'), 'A reason is required.'); $('presets-reason').focus(); return; }
+    $('presets-submit').disabled = true;
+    const reply = await request('POST', `/runs/${encodeURIComponent(run.ref)}/presets`, { reason, changes });
+    $('presets-submit').disabled = false;
+    if (!reply.ok) { setText($('presets-error'), reply.message); return; }
+    if (reply.data) applyWatch(run, reply.data, Array.isArray(reply.data.series));
+    run.presetNote = `changed by ${state.session ? state.session.user : 'you'}: ${reason}`;
+    $('presets-dialog').close();
+    presetsFor = null;
+    scheduleRender(name);
+  }
+
+  function setUpPresetsDialog() {
+    $('presets-form').addEventListener('submit', submitPresets);
+    $('presets-cancel').addEventListener('click', () => { $('presets-dialog').close(); presetsFor = null; });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Past runs and products.
+
+  let historyLoading = false;
+  let selectedProduct = null;
+
+  async function loadHistory() {
+    if (historyLoading) return;
+    historyLoading = true;
+    setText($('history-status'), 'Loading…');
+    const [runs, products] = await Promise.all([request('GET', '/runs'), request('GET', '/products')]);
+    historyLoading = false;
+    if (!runs.ok || !products.ok) {
+      setText($('history-status'), `Could not load: ${(runs.ok ? products : runs).message}`);
+      return;
+    }
+    setText($('history-status'), `Updated ${formatClock(new Date().toISOString())}`);
+    const byId = new Map(products.data.map((p) => [p.id, p]));
+    renderRuns(runs.data, byId);
+    renderProducts(products.data);
+    if (selectedProduct !== null) showProduct(selectedProduct);
+  }
+
+  function productName(p) {
+    return p && p.din ? p.din.eye_readable : p ? `product ${p.id}` : '';
+  }
+
+  function renderRuns(runs, productsById) {
+    const rows = [...runs].reverse().map((r) => {
+      const tr = el('tr');
+      tr.dataset.state = r.state;
+      tr.dataset.runRef = String(r.id);
+      const patient = r.patient || {};
+      const cells = [
+        r.run_id, deviceNameForSerial(r.device_serial), [patient.id, patient.family_name].filter(Boolean).join(' '),
+        [r.procedure, r.profile].filter(Boolean).join(' · '), r.state, formatDateTime(r.opened_at), formatDateTime(r.closed_at),
+      ];
+      for (const c of cells) tr.append(el('td', null, c || DASH));
+      const productCell = el('td');
+      if (r.product_id !== null && r.product_id !== undefined) {
+        const b = el('button', 'link-button', productName(productsById.get(r.product_id)) || `product ${r.product_id}`);
+        b.type = 'button';
+        b.addEventListener('click', () => showProduct(r.product_id));
+        productCell.append(b);
+      } else {
+        productCell.textContent = DASH;
+      }
+      tr.append(productCell);
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = el('tr');
+      const td = el('td', 'muted', 'No runs yet.');
+      td.colSpan = 8;
+      tr.append(td);
+      rows.push(tr);
+    }
+    $('runs-body').replaceChildren(...rows);
+  }
+
+  function renderProducts(products) {
+    const items = [...products].reverse().map((p) => {
+      const li = el('li');
+      const b = el('button');
+      b.type = 'button';
+      b.dataset.productId = String(p.id);
+      b.setAttribute('aria-pressed', String(selectedProduct === p.id));
+      b.append(el('span', null, `${productName(p)} · run ${p.run_id}`), el('span', 'product-status', p.status));
+      b.addEventListener('click', () => showProduct(p.id));
+      li.append(b);
+      return li;
+    });
+    if (!items.length) items.push(el('li', 'muted', 'No products yet.'));
+    $('products-list').replaceChildren(...items);
+  }
+
+  async function showProduct(id) {
+    selectedProduct = id;
+    for (const b of $('products-list').querySelectorAll('button[data-product-id]')) {
+      b.setAttribute('aria-pressed', String(b.dataset.productId === String(id)));
+    }
+    const detail = $('product-detail');
+    detail.hidden = false;
+    const reply = await request('GET', `/products/${encodeURIComponent(id)}`);
+    if (selectedProduct !== id) return;
+    if (!reply.ok) { detail.replaceChildren(el('p', 'error-text', reply.message)); return; }
+    detail.replaceChildren(...productDetail(reply.data));
+  }
+
+  function productDetail(p) {
+    const nodes = [el('h3', null, `${productName(p)}: ${p.product_name}`)];
+    const dl = el('dl');
+    const row = (k, v) => dl.append(el('dt', null, k), el('dd', null, v));
+    row('Status', p.status);
+    row('Run', String(p.run_id));
+    row('Collected', `${fmt(p.collected_volume_millilitres, 1)} mL at ${formatDateTime(p.collected_at)}`);
+    if (isNum(p.patient_mass_kilograms)) row('Patient mass', `${p.patient_mass_kilograms} kg`);
+    const lab = (p.lab_results || [])[p.lab_results ? p.lab_results.length - 1 : 0];
+    if (lab) {
+      row('Lab values', `WBC ${fmt(lab.wbc_giga_per_litre, 2)} ×10⁹/L · CD3+ ${isNum(lab.cd3_percent) ? fmt(lab.cd3_percent, 1) + ' %' : fmt(lab.cd3_per_microlitre, 0) + '/µL'} · viability ${fmt(lab.viability_percent, 0)} % (v${lab.version}, ${lab.entered_by})`);
+    }
+    if (p.computation) {
+      const c = p.computation;
+      row('Units', `${c.unit_count} × ${fmt(c.unit_volume_millilitres, 1)} mL · CD3+ ${fmt(c.cd3_after_reduction_per_microlitre, 1)}/µL after reduction`);
+      row('Collection', c.collection_sufficient ? 'sufficient' : 'NOT sufficient');
+    }
+    if (p.release) row('Released', `by ${p.release.user_full_name || p.release.user_name} at ${formatDateTime(p.release.signed_at)}`);
+    nodes.push(dl);
+    const labels = el('div', 'labels');
+    for (const u of p.units || []) {
+      const fig = el('figure', 'label-card');
+      const svgPath = u.label_previews && u.label_previews.svg;
+      // Only our own API's paths become image sources (img-src 'self' would block others anyway).
+      if (typeof svgPath === 'string' && svgPath.startsWith('/api/v1/')) {
+        const img = el('img');
+        img.src = svgPath;
+        img.alt = `Label preview of unit ${u.division_code}`;
+        fig.append(img);
+      }
+      const cd3 = `${formatCells(u.cd3_cells)}${isNum(u.cd3_cells_per_kilogram) ? ` (${formatCells(u.cd3_cells_per_kilogram).replace(' cells', ' /kg')})` : ''}`;
+      fig.append(el('figcaption', null, `${u.division_code} · ${fmt(u.volume_millilitres, 1)} mL · CD3+ ${cd3} · ${u.dose_flag}${svgPath ? '' : ' · label after release'}`));
+      labels.append(fig);
+    }
+    if ((p.units || []).length) nodes.push(labels);
+    return nodes;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Clock: ages advance every second without any event, so stale data shows itself.
+
+  function tick() {
+    for (const name of cards.keys()) renderFreshness(name);
+    for (const a of state.alarms.values()) renderAlarmTimes(a);
+    renderConnectionBanner();
+  }
+
+  function start() {
+    setUpSound();
+    setUpPresetsDialog();
+    $('signin-form').addEventListener('submit', signIn);
+    $('signout').addEventListener('click', signOut);
+    $('history-refresh').addEventListener('click', loadHistory);
+    // Redraw the charts in their new pixel size when the window changes.
+    window.addEventListener('resize', () => { for (const name of cards.keys()) scheduleRender(name); });
+    setInterval(tick, 1000);
+    setConnection('connecting');
+    connect();
+    loadSession();
+    loadHistory();
+  }
+
+  start();
+})();

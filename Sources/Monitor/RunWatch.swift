@@ -1,0 +1,198 @@
+import ApheresisCore
+import Foundation
+import Quantities
+import Synchronization
+
+/// What the daemon's watcher makes of an open run: the presets it holds the run against, the values
+/// it recomputed, and its predictions (docs/api.md, "watch"). Numbers in the unit their key names,
+/// converted here from the core's SI types, never rounded.
+public struct RunWatch: Sendable, Encodable {
+    public struct Presets: Sendable, Encodable {
+        var profile: String
+        var ratioSet: Double?
+        var ratioWarnDeviation: Double
+        var ratioAlarmDeviation: Double
+        var acInfusionRateWarnMlPerMinPerL: Double
+        var acInfusionRateAlarmMlPerMinPerL: Double
+        var citrateLoadWarnMgPerKgPerMin: Double
+        var citrateLoadAlarmMgPerKgPerMin: Double
+        var collectTargetMl: Double?
+        var collectMaxMl: Double?
+        var wholeBloodTargetMl: Double?
+        var bloodVolumesTarget: Double?
+        var targetRunTimeMinutes: Double?
+        /// Keys changed for this run (POST /api/v1/runs/{id}/presets).
+        var overridden: [String]
+    }
+
+    public struct Derived: Sendable, Encodable {
+        var windowRatio: Double?
+        var runRatio: Double?
+        var deviceRatio: Double?
+        var acPumpDeliveringNothing: Bool
+        var acInfusionRateMlPerMinPerL: Double?
+        var citrateLoadRateMgPerKgPerMin: Double?
+        var citrateLoadTotalMgPerKg: Double?
+        var collectedMl: Double?
+        var collectedFractionOfTbv: Double?
+        var wholeBloodProcessedMl: Double?
+        var bloodVolumesProcessed: Double?
+        var paused: Bool
+        var rinsingBack: Bool
+    }
+
+    public struct Target: Sendable, Encodable {
+        var target: Double
+        var current: Double
+        var remainingMinutes: Double
+        var projectedRunTimeMinutes: Double
+        var reached: Bool
+    }
+
+    public struct Forecast: Sendable, Encodable {
+        var collect: Target?
+        var wholeBlood: Target?
+        var bloodVolumes: Target?
+        var expectedCd3YieldCells: Double?
+    }
+
+    /// One point of the run's history, for the charts.
+    public struct Point: Sendable, Encodable {
+        var runTimeMinutes: Double
+        var windowRatio: Double?
+        var acInfusionRateMlPerMinPerL: Double?
+        var citrateLoadRateMgPerKgPerMin: Double?
+        var collectedMl: Double?
+    }
+
+    public var runRef: Int64?
+    public var runId: String
+    public var deviceSerial: String
+    public var runTimeMinutes: Double?
+    public var presets: Presets
+    public var derived: Derived
+    public var predictions: Forecast
+    /// Only where asked for (the run's watch and the snapshot); a live sample carries its own point.
+    public var series: [Point]?
+
+    public init(monitor: RunMonitor, deviceSerial: String, runRef: Int64?) {
+        let start = monitor.start
+        let profile = monitor.profile
+        let tbv = start.totalBloodVolume
+        self.runRef = runRef
+        self.runId = start.runID
+        self.deviceSerial = deviceSerial
+        let d = monitor.latestDerived
+        self.runTimeMinutes = d.runTime?.minutes
+        self.presets = Presets(
+            profile: profile.name, ratioSet: start.acRatioSet, ratioWarnDeviation: profile.ratioWarnDeviation,
+            ratioAlarmDeviation: profile.ratioAlarmDeviation,
+            acInfusionRateWarnMlPerMinPerL: profile.acInfusionRateWarn.millilitresPerMinutePerLitre,
+            acInfusionRateAlarmMlPerMinPerL: profile.acInfusionRateAlarm.millilitresPerMinutePerLitre,
+            citrateLoadWarnMgPerKgPerMin: profile.citrateLoadWarn.milligramsPerKilogramPerMinute,
+            citrateLoadAlarmMgPerKgPerMin: profile.citrateLoadAlarm.milligramsPerKilogramPerMinute,
+            collectTargetMl: RunPreset.collectTarget.read(profile, totalBloodVolume: tbv),
+            collectMaxMl: RunPreset.collectMaximum.read(profile, totalBloodVolume: tbv),
+            wholeBloodTargetMl: start.targetWholeBloodVolume?.millilitres, bloodVolumesTarget: start.targetBloodVolumesProcessed,
+            targetRunTimeMinutes: start.targetRunTime?.minutes,
+            overridden: monitor.presetChanges.keys.sorted().map(\.rawValue))
+        self.derived = Derived(
+            windowRatio: d.windowRatio, runRatio: d.runRatio, deviceRatio: d.deviceRatio,
+            acPumpDeliveringNothing: d.acPumpDeliveringNothing,
+            acInfusionRateMlPerMinPerL: d.acInfusionRate?.millilitresPerMinutePerLitre,
+            citrateLoadRateMgPerKgPerMin: d.citrateLoadRate?.milligramsPerKilogramPerMinute,
+            citrateLoadTotalMgPerKg: d.citrateLoadTotal?.milligramsPerKilogram, collectedMl: d.collectedVolume?.millilitres,
+            collectedFractionOfTbv: d.collectedFractionOfTBV, wholeBloodProcessedMl: d.wholeBloodProcessed?.millilitres,
+            bloodVolumesProcessed: d.bloodVolumesProcessed, paused: d.isPaused, rinsingBack: d.isRinsingBack)
+        let p = monitor.latestPredictions
+        func target(_ t: TargetPrediction?) -> Target? {
+            t.map {
+                Target(
+                    target: $0.target, current: $0.current, remainingMinutes: $0.remaining.minutes,
+                    projectedRunTimeMinutes: $0.projectedRunTime.minutes, reached: $0.reached)
+            }
+        }
+        self.predictions = Forecast(
+            collect: target(p.collectTarget), wholeBlood: target(p.wholeBloodTarget), bloodVolumes: target(p.bloodVolumesTarget),
+            expectedCd3YieldCells: p.expectedCD3Yield)
+    }
+
+    var point: Point? {
+        runTimeMinutes.map {
+            Point(
+                runTimeMinutes: $0, windowRatio: derived.windowRatio, acInfusionRateMlPerMinPerL: derived.acInfusionRateMlPerMinPerL,
+                citrateLoadRateMgPerKgPerMin: derived.citrateLoadRateMgPerKgPerMin, collectedMl: derived.collectedMl)
+        }
+    }
+}
+
+/// The newest watch of every run the daemon watches, with each run's history of points, in memory.
+/// Written by the message pipelines after each stored message, read by the API. Bounded: a run keeps
+/// its newest `seriesLimit` points, and only the newest `runLimit` runs are kept.
+public final class RunWatchBoard: Sendable {
+    /// At a 5 s TICK, 2,880 points are four hours of run time.
+    public static let seriesLimit = 2880
+    public static let runLimit = 64
+
+    private struct Entry {
+        var watch: RunWatch
+        var series: [RunWatch.Point]
+        var updated: Int
+    }
+
+    private let entries = Mutex<(byKey: [String: Entry], counter: Int)>(([:], 0))
+
+    public init() {}
+
+    static func key(_ serial: String, _ runID: String) -> String { serial + "\u{0}" + runID }
+
+    /// Records the run's newest watch; `addPoint` for a message that moved the run on (a TICK).
+    public func record(_ watch: RunWatch, addPoint: Bool) {
+        let key = Self.key(watch.deviceSerial, watch.runId)
+        entries.withLock { state in
+            state.counter += 1
+            var entry = state.byKey[key] ?? Entry(watch: watch, series: [], updated: 0)
+            entry.watch = watch
+            entry.updated = state.counter
+            if addPoint, let point = watch.point {
+                if let last = entry.series.last, last.runTimeMinutes >= point.runTimeMinutes {
+                    // A resent or replayed sample: replace rather than draw the line backwards.
+                    entry.series.removeAll { $0.runTimeMinutes >= point.runTimeMinutes }
+                }
+                entry.series.append(point)
+                if entry.series.count > Self.seriesLimit { entry.series.removeFirst(entry.series.count - Self.seriesLimit) }
+            }
+            state.byKey[key] = entry
+            if state.byKey.count > Self.runLimit, let oldest = state.byKey.min(by: { $0.value.updated < $1.value.updated })?.key {
+                state.byKey[oldest] = nil
+            }
+        }
+    }
+
+    /// The run's watch with its history, or nil when the daemon is not (or no longer) watching it.
+    public func watch(deviceSerial: String, runID: String) -> RunWatch? {
+        entries.withLock { state in
+            guard let entry = state.byKey[Self.key(deviceSerial, runID)] else { return nil }
+            var watch = entry.watch
+            watch.series = entry.series
+            return watch
+        }
+    }
+}
+
+/// Changes to a watched run, carried out by the daemon's pipeline that watches it (so that they are
+/// ordered with the run's messages).
+public protocol RunControl: Sendable {
+    /// Applies the change to the run's watcher and records it; nil when no pipeline watches the run.
+    func changePresets(
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+    ) async throws -> RunWatch?
+}
+
+/// For an API without a daemon around it.
+public struct NoRunControl: RunControl {
+    public init() {}
+    public func changePresets(
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+    ) async throws -> RunWatch? { nil }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ProductWorkflow
+import Synchronization
+
+/// Signed-in users of the dashboard, in memory: a daemon restart signs everyone out. A session is a
+/// random token in an HttpOnly, SameSite=Strict cookie; it ends after `idleLimit` without use and at
+/// `absoluteLimit` in any case. It stands in for the password on routine writes (acknowledge, preset
+/// change, lab values, print); the user's role and active state are checked on every use, and a
+/// release still needs the password.
+public final class SessionBook: Sendable {
+    public static let cookieName = "apheresisd_session"
+    /// The header every cookie-authenticated write must carry. A page on another site cannot send a
+    /// custom header here without a CORS preflight, which this server never grants: no CSRF.
+    public static let clientHeader = "X-Requested-With"
+    public static let clientHeaderValue = "apheresisd-dashboard"
+
+    public struct Session: Sendable {
+        public var user: String
+        public var role: String
+        var createdAtMilliseconds: Int64
+        var lastUsedAtMilliseconds: Int64
+    }
+
+    let idleLimitMilliseconds: Int64
+    let absoluteLimitMilliseconds: Int64
+    private let sessions = Mutex<[String: Session]>([:])
+
+    public init(idleLimit: Duration = .seconds(30 * 60), absoluteLimit: Duration = .seconds(12 * 3600)) {
+        idleLimitMilliseconds = idleLimit.components.seconds * 1000
+        absoluteLimitMilliseconds = absoluteLimit.components.seconds * 1000
+    }
+
+    /// A new session; returns its token.
+    func open(user: String, role: String, now: Int64) -> String {
+        var generator = SystemRandomNumberGenerator()  // getrandom(2) on Linux
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let token = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        sessions.withLock { all in
+            all = all.filter { !expired($0.value, now: now) }
+            all[token] = Session(user: user, role: role, createdAtMilliseconds: now, lastUsedAtMilliseconds: now)
+        }
+        return token
+    }
+
+    /// The session's user, touching it; nil when unknown or expired.
+    func use(_ token: String, now: Int64) -> Session? {
+        sessions.withLock { all in
+            guard var session = all[token] else { return nil }
+            if expired(session, now: now) {
+                all[token] = nil
+                return nil
+            }
+            session.lastUsedAtMilliseconds = now
+            all[token] = session
+            return session
+        }
+    }
+
+    func close(_ token: String) -> Session? {
+        sessions.withLock { $0.removeValue(forKey: token) }
+    }
+
+    func expiry(of session: Session) -> Int64 {
+        min(session.lastUsedAtMilliseconds + idleLimitMilliseconds, session.createdAtMilliseconds + absoluteLimitMilliseconds)
+    }
+
+    private func expired(_ session: Session, now: Int64) -> Bool { now >= expiry(of: session) }
+
+    /// The session token from the request's cookies.
+    static func token(in request: Request) -> String? {
+        for field in request.headers[values: .cookie] {
+            for part in field.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces)
+                if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
+            }
+        }
+        return nil
+    }
+
+    static func isDashboardRequest(_ request: Request) -> Bool {
+        request.headers[HTTPField.Name(clientHeader)!] == clientHeaderValue
+    }
+}
+
+/// `POST/GET/DELETE /api/v1/session`: sign in with a password, see who is signed in, sign out.
+struct SessionRoutes: Sendable {
+    let workflow: ProductWorkflow
+    let sessions: SessionBook
+    let now: @Sendable () -> Int64
+
+    struct SignIn: Decodable {
+        var user: String?
+        var password: String?
+    }
+
+    struct SessionJSON: Encodable {
+        var user: String
+        var role: String
+        var expiresAt: Date
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        let v1 = router.group("api/v1")
+        let api = APIRoutes(workflow: workflow, sessions: sessions)
+        v1.post("session") { request, _ in await api.guarded { try await signIn(request) } }
+        v1.get("session") { request, _ in await api.guarded { try current(request) } }
+        v1.delete("session") { request, _ in await api.guarded { try await signOut(request) } }
+    }
+
+    func signIn(_ request: Request) async throws -> Response {
+        let body: SignIn = try await APIRoutes.decode(request)
+        guard let name = body.user, !name.isEmpty, let password = body.password else {
+            return Reply.failure(.unprocessableContent, code: "invalid", "user and password: both are needed to sign in")
+        }
+        let user = try await workflow.authenticate(
+            Credential(userName: name, password: password), for: .signIn, entity: "session", entityID: name)
+        let at = now()
+        let token = sessions.open(user: user.name, role: user.role.rawValue, now: at)
+        try? await workflow.store.recordAuditEntry(
+            actor: user.name, action: "session.open", entity: "session", entityID: user.name, reason: nil, atUnixMilliseconds: at)
+        let session = sessions.use(token, now: at)!
+        var response = Reply.json(json(session))
+        response.headers[.setCookie] =
+            "\(SessionBook.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessions.absoluteLimitMilliseconds / 1000)"
+        return response
+    }
+
+    func current(_ request: Request) throws -> Response {
+        guard let token = SessionBook.token(in: request), let session = sessions.use(token, now: now()) else {
+            return Reply.failure(.unauthorized, code: "not_authenticated", "not signed in (or the session ended): sign in again")
+        }
+        return Reply.json(json(session))
+    }
+
+    func signOut(_ request: Request) async throws -> Response {
+        if let token = SessionBook.token(in: request), let session = sessions.close(token) {
+            try? await workflow.store.recordAuditEntry(
+                actor: session.user, action: "session.close", entity: "session", entityID: session.user, reason: nil,
+                atUnixMilliseconds: now())
+        }
+        var response = Reply.json(["signed_out": true])
+        response.headers[.setCookie] = "\(SessionBook.cookieName)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        return response
+    }
+
+    func json(_ session: SessionBook.Session) -> SessionJSON {
+        SessionJSON(
+            user: session.user, role: session.role, expiresAt: Date(timeIntervalSince1970: Double(sessions.expiry(of: session)) / 1000))
+    }
+}
+
+/// A dashboard request must never get `WWW-Authenticate: Basic`: the browser would answer it with
+/// its own password dialog instead of the page's sign-in form.
+struct DashboardAuthenticationMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        if SessionBook.isDashboardRequest(request) { response.headers[.wwwAuthenticate] = nil }
+        return response
+    }
+}
