@@ -72,6 +72,10 @@ public enum RunPreset: String, CaseIterable, Sendable, Comparable {
         }
     }
 
+    /// A safety line: raising it lets the run go further before the daemon warns or alarms. (The
+    /// collect target is the unit's goal for the product, not a line that protects the patient.)
+    public var isSafetyLine: Bool { self != .collectTarget }
+
     /// Pairs whose lower member must stay below the upper one: a warning comes before its alarm.
     static let orderings: [(lower: RunPreset, upper: RunPreset, what: String)] = [
         (.ratioWarnDeviation, .ratioAlarmDeviation, "ACD-A ratio deviation"),

@@ -34,6 +34,14 @@ public struct APIServer: Service {
     ) {
         let router = Router()
         router.add(middleware: DashboardAuthenticationMiddleware())
+        router.add(middleware: JSONWritesMiddleware())
+        // On a public address the unit chose to be reached by other names (and was warned at start).
+        let isLocalOnly: Bool =
+            switch address {
+            case .tcp(let host, _): ["127.0.0.1", "::1", "localhost"].contains(host)
+            case .unixSocket: true
+            }
+        if isLocalOnly { router.add(middleware: LocalHostOnlyMiddleware()) }
         DashboardRoute().register(on: router)
         router.get("metrics") { _, _ in
             let store = workflow.store
@@ -45,7 +53,7 @@ public struct APIServer: Service {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         // The unit's routes first: the product routes end with the JSON catch-all for /api.
-        let units = UnitRoutes(workflow: workflow, live: live, watches: watches, control: control, sessions: sessions, now: now)
+        let units = UnitRoutes(workflow: workflow, live: live, watches: watches, control: control, sessions: sessions, feed: feed, now: now)
         units.register(on: router)
         StreamRoute(units: units, feed: feed).register(on: router)
         self.feed = feed

@@ -23,6 +23,20 @@ public struct RunWatch: Sendable, Encodable {
         var targetRunTimeMinutes: Double?
         /// Keys changed for this run (POST /api/v1/runs/{id}/presets).
         var overridden: [String]
+
+        /// The value the run is held against now, in the key's unit.
+        func value(of preset: RunPreset) -> Double? {
+            switch preset {
+            case .ratioWarnDeviation: ratioWarnDeviation
+            case .ratioAlarmDeviation: ratioAlarmDeviation
+            case .acInfusionRateWarn: acInfusionRateWarnMlPerMinPerL
+            case .acInfusionRateAlarm: acInfusionRateAlarmMlPerMinPerL
+            case .citrateLoadWarn: citrateLoadWarnMgPerKgPerMin
+            case .citrateLoadAlarm: citrateLoadAlarmMgPerKgPerMin
+            case .collectTarget: collectTargetMl
+            case .collectMaximum: collectMaxMl
+            }
+        }
     }
 
     public struct Derived: Sendable, Encodable {

@@ -119,9 +119,17 @@ struct SessionRoutes: Sendable {
             Credential(userName: name, password: password), for: .signIn, entity: "session", entityID: name)
         let at = now()
         let token = sessions.open(user: user.name, role: user.role.rawValue, now: at)
-        try? await workflow.store.recordAuditEntry(
-            actor: user.name, action: "session.open", entity: "session", entityID: user.name, reason: nil, atUnixMilliseconds: at)
-        let session = sessions.use(token, now: at)!
+        // No session without its audit entry: if the trail cannot be written, the sign-in fails.
+        do {
+            try await workflow.store.recordAuditEntry(
+                actor: user.name, action: "session.open", entity: "session", entityID: user.name, reason: nil, atUnixMilliseconds: at)
+        } catch {
+            _ = sessions.close(token)
+            throw error
+        }
+        guard let session = sessions.use(token, now: at) else {
+            return Reply.failure(.internalServerError, code: "internal", "the new session expired at once: check the daemon's clock")
+        }
         var response = Reply.json(json(session))
         response.headers[.setCookie] =
             "\(SessionBook.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessions.absoluteLimitMilliseconds / 1000)"
@@ -161,5 +169,54 @@ struct DashboardAuthenticationMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         if SessionBook.isDashboardRequest(request) { response.headers[.wwwAuthenticate] = nil }
         return response
+    }
+}
+
+/// Every write under /api must say it is JSON (or come from the dashboard with its header). An HTML
+/// form or a "simple" fetch on another site can post url-encoded or plain text to this port, but
+/// cannot send `application/json` or a custom header without a CORS preflight, which this server
+/// never grants: so no other site can make a browser write here (CSRF), signed in or not.
+struct JSONWritesMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method != .get, request.method != .head, request.uri.path.hasPrefix("/api/") else {
+            return try await next(request, context)
+        }
+        let contentType = request.headers[.contentType]
+        guard contentType?.lowercased().hasPrefix("application/json") == true || SessionBook.isDashboardRequest(request) else {
+            return Reply.failure(
+                .unsupportedMediaType, code: "invalid",
+                "\(request.method) \(request.uri.path): a write must send a JSON body with Content-Type: application/json (got \(contentType ?? "no Content-Type"))")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// DNS rebinding: a page on another site whose name is made to resolve to 127.0.0.1 would be
+/// same-origin with this server and could read patients' data. Its requests carry that other name
+/// in `Host`, so on a loopback or Unix-socket address only this machine's own names are answered.
+struct LocalHostOnlyMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    static let localNames: Set<String> = ["127.0.0.1", "localhost", "::1", "apheresisd"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let host = request.head.authority, !Self.isLocal(host) {
+            return Reply.failure(
+                .misdirectedRequest, code: "not_found",
+                "this daemon answers only to its local names (127.0.0.1, localhost, ::1), not to \(host)")
+        }
+        return try await next(request, context)
+    }
+
+    /// The host without its port, and without the brackets of an IPv6 literal.
+    static func isLocal(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })
+        } else if let colon = name.lastIndex(of: ":"), name.filter({ $0 == ":" }).count == 1 {
+            name = String(name[..<colon])
+        }
+        return localNames.contains(name)
     }
 }

@@ -13,6 +13,7 @@ struct UnitRoutes: Sendable {
     let watches: RunWatchBoard
     let control: any RunControl
     let sessions: SessionBook
+    let feed: LiveFeed
     let now: @Sendable () -> Int64
 
     var store: RecordStore { workflow.store }
@@ -213,7 +214,30 @@ struct UnitRoutes: Sendable {
         guard let id = context.parameters.get("alarm", as: Int64.self) else {
             return Reply.failure(.notFound, code: "not_found", "alarms are named by their numeric id")
         }
-        return Reply.json(alarm(try await workflow.acknowledgeAlarm(id: id, by: credential, reason: body.reason)))
+        let row = try await workflow.acknowledgeAlarm(id: id, by: credential, reason: body.reason)
+        // Every other workstation learns of it at once (the stream), not at its next reconnect.
+        var runID: String? = nil
+        if let ref = row.runRef { runID = try? await store.run(id: ref)?.runID }
+        feed.publish(
+            "alarm",
+            AcknowledgedEvent(
+                alarmId: row.id, device: live.devices().first { $0.serialNumber == row.deviceSerial }?.name, deviceSerial: row.deviceSerial,
+                runId: runID, code: row.code, level: row.level, by: row.acknowledgedBy,
+                at: row.acknowledgedAtUnixMilliseconds.map(Self.date) ?? Date()))
+        return Reply.json(alarm(row))
+    }
+
+    /// An `alarm` event with change "acknowledged" (docs/api.md, the stream).
+    struct AcknowledgedEvent: Encodable {
+        var alarmId: Int64
+        var device: String?
+        var deviceSerial: String
+        var runId: String?
+        var change = "acknowledged"
+        var code: String
+        var level: String
+        var by: String?
+        var at: Date
     }
 
     func watch(_ context: BasicRequestContext) async throws -> Response {
@@ -260,6 +284,22 @@ struct UnitRoutes: Sendable {
         }
         guard run.state == .open else {
             return Reply.failure(.conflict, code: "conflict", "run \(id) is closed: presets change only while a run is watched")
+        }
+        // Tightening a line, or setting the collect target, is the operator's; letting the run go
+        // further before a warning or alarm is a supervisor's decision.
+        let current = watches.watch(deviceSerial: run.deviceSerial, runID: run.runID)?.presets
+        let loosened = changes.filter { preset, value in
+            preset.isSafetyLine && value > (current?.value(of: preset) ?? -.infinity)
+        }.keys.sorted().map(\.rawValue)
+        if !loosened.isEmpty {
+            do {
+                _ = try await workflow.authenticate(credential, for: .loosenRunAlarmLines, entity: "run", entityID: String(id))
+            } catch {
+                guard case .roleNotAllowed(let name, let role, _, _) = error else { throw error }
+                return Reply.failure(
+                    .forbidden, code: "not_permitted",
+                    "\(loosened.joined(separator: ", ")): raising a warning or alarm line lets the run go further before the daemon warns; only a supervisor may (\(name) is \(role.rawValue)); nothing changed")
+            }
         }
         do {
             guard

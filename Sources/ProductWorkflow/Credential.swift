@@ -32,13 +32,14 @@ public enum Permission: String, Sendable, CaseIterable {
     case printLabels = "printing labels"
     case acknowledgeAlarm = "acknowledging an alarm"
     case changeRunPresets = "changing a run's presets"
+    case loosenRunAlarmLines = "loosening a run's warning or alarm lines"
     case signIn = "signing in"
 
     public var allowedRoles: [UserRole] {
         switch self {
         case .acknowledgeAlarm, .signIn: [.operator, .lab, .supervisor]
         case .changeRunPresets: [.operator, .supervisor]
-        case .manageUsers: [.supervisor]
+        case .manageUsers, .loosenRunAlarmLines: [.supervisor]
         case .createProduct, .enterLabValues, .release, .printLabels: [.lab, .supervisor]
         }
     }

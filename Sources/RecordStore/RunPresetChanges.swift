@@ -46,7 +46,13 @@ extension RecordStore {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM run_preset_changes WHERE run_ref = ? ORDER BY id", arguments: [runRef]).map { row in
                 let json: String = row["changes_json"]
-                let changes = (try? JSONDecoder().decode([String: Double].self, from: Data(json.utf8))) ?? [:]
+                let id: Int64 = row["id"]
+                let changes: [String: Double]
+                do {
+                    changes = try JSONDecoder().decode([String: Double].self, from: Data(json.utf8))
+                } catch {
+                    throw RecordStoreError.corrupt("run_preset_changes row \(id): changes_json is not an object of numbers (\(error))")
+                }
                 return RunPresetChangeRow(
                     id: row["id"], runRef: row["run_ref"], changedAtUnixMilliseconds: row["changed_at_unix_ms"],
                     changedBy: row["changed_by"], reason: row["reason"], changes: changes)

@@ -81,6 +81,8 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
     case alarmAlreadyActive(deviceSerial: String, runID: String?, code: String)
     /// SQLite integers are signed 64-bit; a larger sequence number cannot be keyed. Quarantine the message.
     case sequenceOutOfRange(UInt64)
+    /// A stored value this build cannot read (named with its table and row).
+    case corrupt(String)
 
     public var description: String {
         switch self {
@@ -96,6 +98,8 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
             "alarm \(serial)/\(runID ?? "-")/\(code) raised while already active"
         case .sequenceOutOfRange(let n):
             "sequence number \(n) exceeds the storable range"
+        case .corrupt(let what):
+            "record store: \(what)"
         }
     }
 }

@@ -54,7 +54,8 @@ struct DaemonClient: Sendable {
     }
 
     func request(_ method: String, _ path: String, json: [String: Any]? = nil, user: (String, String)? = nil) async throws -> Reply {
-        let body = try json.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
+        // Every write carries a JSON body (the daemon refuses writes that are not JSON).
+        let body = try json.map { try JSONSerialization.data(withJSONObject: $0) } ?? (method == "GET" ? Data() : Data("{}".utf8))
         var head = "\(method) \(path) HTTP/1.1\r\nHost: apheresisd\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         if !body.isEmpty { head += "Content-Type: application/json\r\n" }
         if let (name, password) = user {

@@ -196,8 +196,23 @@ struct WatchCommand: AsyncParsableCommand {
         case "sample":
             let values = j["values"] as? [String: Any] ?? [:]
             func v(_ code: String) -> String { text((values[code] as? [String: Any])?["value"]) }
-            return "\(text(j["device"])) \(text(j["run_id"])) t=\(text(j["run_time_minutes"])) min  collect \(v("COLLECT_VOL")) mL"
-                + "  ratio \(v("AC_RATIO")):1  AC inf \(v("AC_INF_RATE")) mL/min/L  WB \(v("WB_VOL")) mL"
+            // The daemon's own figures (recomputed from the volumes) where it watches the run; the
+            // device's values as sent otherwise.
+            let watch = j["watch"] as? [String: Any]
+            let derived = watch?["derived"] as? [String: Any] ?? [:]
+            let presets = watch?["presets"] as? [String: Any] ?? [:]
+            let head = "\(text(j["device"])) \(text(j["run_id"])) t=\(text(j["run_time_minutes"])) min"
+            guard watch != nil else {
+                return head + "  collect \(v("COLLECT_VOL")) mL  ratio \(v("AC_RATIO")):1 (device)  AC inf \(v("AC_INF_RATE")) mL/min/L (device)"
+                    + "  WB \(v("WB_VOL")) mL"
+            }
+            return head + "  collect \(text(derived["collected_ml"]))/\(text(presets["collect_target_ml"])) mL"
+                + "  ratio \(text(derived["window_ratio"])):1 (set \(text(presets["ratio_set"])), device \(v("AC_RATIO")))"
+                + "  AC inf \(text(derived["ac_infusion_rate_ml_per_min_per_l"])) mL/min/L"
+                + "  citrate \(text(derived["citrate_load_rate_mg_per_kg_per_min"])) mg/kg/min  WB \(text(derived["whole_blood_processed_ml"])) mL"
+        case "presets":
+            let changed = ((j["watch"] as? [String: Any])?["presets"] as? [String: Any])?["overridden"] as? [String] ?? []
+            return "presets of \(text(j["run_id"])) changed by \(text(j["changed_by"])): \(changed.joined(separator: ", ")) (\(text(j["reason"])))"
         case "alarm":
             return "ALARM \(text(j["change"]).uppercased()) \(text(j["level"]).uppercased()) \(text(j["code"])) on \(text(j["device"])) \(text(j["run_id"])): \(text(j["message"]))"
         case "link": return "link \(text(j["device"])) is \(text(j["link_state"]).uppercased())"

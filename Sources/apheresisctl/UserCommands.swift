@@ -72,17 +72,30 @@ struct UserCommand: AsyncParsableCommand {
 struct RunsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "runs", abstract: "List runs and their products.")
     @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON (one object per run) instead of a table.") var json = false
     func run() async throws {
         let (records, _) = try await store.open()
         let runs = try await records.runs()
         let products = Dictionary(uniqueKeysWithValues: try await records.products().map { ($0.runRef, $0) })
         var rows: [[String]] = []
+        var objects: [[String: Any]] = []
         for run in runs {
             let collected = try await records.samples(runRef: run.id).compactMap(\.collectVolumeMillilitres).max()
+            let din = products[run.id]?.din
             rows.append([
                 String(run.id), run.deviceSerial, run.runID, run.state.rawValue, run.procedure, run.patientID ?? "-",
-                collected.map { String(format: "%.1f", $0) } ?? "-", products[run.id]?.din ?? "-",
+                collected.map { String(format: "%.1f", $0) } ?? "-", din ?? "-",
             ])
+            // Unrounded, for scripts: the table rounds for reading only.
+            objects.append([
+                "id": run.id, "device_serial": run.deviceSerial, "run_id": run.runID, "state": run.state.rawValue,
+                "procedure": run.procedure, "patient_id": run.patientID ?? NSNull(), "collected_ml": collected ?? NSNull(),
+                "product_din": din ?? NSNull(),
+            ])
+        }
+        if json {
+            Console.out(String(decoding: try JSONSerialization.data(withJSONObject: objects, options: [.sortedKeys]), as: UTF8.self))
+            return
         }
         Console.out(Table.render(["ID", "DEVICE", "RUN", "STATE", "PROCEDURE", "PATIENT", "COLLECTED_ML", "PRODUCT_DIN"], rows))
     }

@@ -83,6 +83,11 @@ extension Integration {
             #expect(times.count > 100 && times == times.sorted(), "\(times.count)")
             r = try await HTTP.request("GET", base + "/api/v1/runs/999/watch")
             #expect(r.status == 404, "\(r)")
+            // DNS rebinding: a request naming another host is not answered, even a read.
+            r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)", headers: ["Host": "rebind.example:8470"])
+            #expect(r.status == 421 && r.errorMessage.contains("rebind.example"), "\(r)")
+            r = try await HTTP.request("GET", base + "/api/v1/devices", headers: ["Host": "localhost"])
+            #expect(r.status == 200, "\(r)")
 
             // A session: sign in, then write with the cookie and the dashboard's header.
             let dashboard = ["X-Requested-With": "apheresisd-dashboard"]
@@ -103,9 +108,17 @@ extension Integration {
             #expect(r.status == 401 && r.header("WWW-Authenticate") == nil, "\(r)")
             // Presets: refused by name, by role, without a reason; then changed, audited, applied.
             let both = cookie.merging(dashboard) { a, _ in a }
-            r = try await HTTP.request(
-                "POST", base + "/api/v1/runs/\(runID)/presets", json: ["reason": "x", "changes": ["ratio_warn_deviation": 2.5]], headers: both)
+            let sup = ("sup", Integration.ProductWorkflowTests.supervisor)
+            let loosen: [String: Any] = ["reason": "x", "changes": ["ratio_warn_deviation": 2.5]]
+            r = try await HTTP.request("POST", base + "/api/v1/runs/\(runID)/presets", json: loosen, headers: both)
+            #expect(r.status == 403 && r.errorMessage.contains("ratio_warn_deviation") && r.errorMessage.contains("only a supervisor"), "\(r)")
+            r = try await HTTP.request("POST", base + "/api/v1/runs/\(runID)/presets", json: loosen, user: sup)
             #expect(r.status == 422 && r.errorMessage.contains("ratio_alarm_deviation = 2 ratio units (unchanged)"), "\(r)")
+            // Not JSON: refused before anything else (a cross-site form cannot write).
+            r = try await HTTP.request(
+                "POST", base + "/api/v1/runs/\(runID)/presets", rawBody: "reason=x", user: op,
+                headers: ["Content-Type": "application/x-www-form-urlencoded"])
+            #expect(r.status == 415, "\(r)")
             r = try await HTTP.request(
                 "POST", base + "/api/v1/runs/\(runID)/presets", json: ["reason": "x", "changes": ["collect_volume": 1]], headers: both)
             #expect(r.status == 422 && r.errorMessage.contains("changes.collect_volume"), "\(r)")
@@ -146,6 +159,10 @@ extension Integration {
             #expect(c.status == 0 && c.stdout.contains("optia-sim") && c.stdout.contains("UP"), "\(c)")
             c = try Ctl.run(["status", "--json"] + api, in: directory)
             #expect(c.status == 0 && c.stdout.hasPrefix("{") && c.stdout.contains("\"devices\""), "\(c)")
+            c = try Ctl.run(["runs", "--json", "--config", daemon.configPath.path], in: directory)
+            let listed = (try? JSONSerialization.jsonObject(with: Data(c.stdout.utf8))) as? [[String: Any]]
+            let listedRun = listed?.first { $0["id"] as? Int == runID }
+            #expect(c.status == 0 && listedRun?["state"] as? String == "open" && listedRun?["collected_ml"] is Double, "\(c)")
             c = try Ctl.run(["alarms", "--all"] + api, in: directory)
             #expect(c.status == 0 && c.stdout.contains("AC_RATIO") && c.stdout.contains("op1"), "\(c)")
             c = try Ctl.run(["ack", String(alarmID), "--user", "op1"] + api, stdin: ["wrong-password"], in: directory)
@@ -167,6 +184,7 @@ extension Integration {
             #expect(trail.contains { $0.action == "session.close" && $0.actor == "op1" }, "\(trail)")
             #expect(trail.contains { $0.action == "refused.signIn" && $0.reason == "wrong password for op1" }, "\(trail)")
             #expect(trail.contains { $0.action == "refused.changeRunPresets" && $0.actor == "lab1" }, "\(trail)")
+            #expect(trail.contains { $0.action == "refused.loosenRunAlarmLines" && $0.actor == "op1" }, "\(trail)")
             #expect(try await store.presetChanges(runRef: Int64(runID)).first?.changes == ["collect_target_ml": 150])
             #expect(try await store.verifyAudit().isIntact)
             try await store.close()
@@ -218,7 +236,7 @@ extension Integration {
             let lines = watch.stdout.split(separator: "\n")
             #expect(watch.status == 0 && lines.count == 4, "\(watch)")
             #expect(lines.first?.hasPrefix("snapshot: optia-sim UP; 1 run(s) open") == true, "\(watch)")
-            #expect(lines.dropFirst().contains { $0.contains("collect") && $0.contains("ratio") }, "\(watch)")
+            #expect(lines.dropFirst().contains { $0.contains("collect") && $0.contains("ratio") && $0.contains("(set 12, device") }, "\(watch)")
 
             // A daemon killed outright leaves no simulator behind holding the terminal.
             let simulators = childProcesses(of: daemon.process.processIdentifier).filter { $0.name == "optia-sim" }

@@ -56,8 +56,23 @@ enum LiveEvents {
         var limit: Double?
         var unit: String?
         var message: String?
+        /// Who acknowledged (change "acknowledged").
+        var by: String?
         var runTimeMinutes: Double?
         var at: Date
+    }
+
+    static func publishAlarms(
+        _ feed: LiveFeed, device: String, deviceSerial: String, runID: String, alarms: [AlarmChange], alarmIDs: [String: Int64], at: Date
+    ) {
+        for a in alarms {
+            feed.publish(
+                "alarm",
+                Alarm(
+                    alarmId: alarmIDs[a.code], device: device, deviceSerial: deviceSerial, runId: runID, change: a.kind.rawValue, code: a.code,
+                    level: a.level, value: a.value, limit: a.limit, unit: a.unit, message: a.message, by: a.by,
+                    runTimeMinutes: a.runTimeMinutes, at: at))
+        }
     }
 
     static func publish(
@@ -82,13 +97,8 @@ enum LiveEvents {
                     device: device, deviceSerial: serial, runId: runID, kind: message.kind.rawValue, deviceTime: message.timestamp.wire,
                     receivedAt: at, runTimeMinutes: message.result(.runTime)?.value.number, values: values, qualityFlags: quality, watch: watch))
         }
-        for a in alarms {
-            feed.publish(
-                "alarm",
-                Alarm(
-                    alarmId: alarmIDs[a.code], device: device, deviceSerial: serial, runId: runID, change: a.kind.rawValue, code: a.code, level: a.level,
-                    value: a.value, limit: a.limit, unit: a.unit, message: a.message, runTimeMinutes: a.runTimeMinutes, at: at))
-        }
+        publishAlarms(feed, device: device, deviceSerial: serial, runID: runID, alarms: alarms, alarmIDs: alarmIDs, at: at)
+
         if message.kind == .runEnd {
             feed.publish(
                 "run_end",

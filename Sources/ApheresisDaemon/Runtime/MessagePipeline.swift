@@ -25,6 +25,8 @@ actor MessagePipeline {
     /// Each run's preset changes, by run id. The authority for the watchers: a watcher copy held
     /// across a store write may predate a change, so it is brought up to date before it is kept.
     private var presetChanges: [String: [RunPreset: Double]] = [:]
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
     private var serialNumber: String?
 
     init(
@@ -46,6 +48,10 @@ actor MessagePipeline {
     /// Returns true once the message is durably handled (stored, known, or
     /// quarantined): only then may its last frame be acknowledged.
     func ingest(_ text: [UInt8], now: Duration) async -> Bool {
+        await exclusively { await ingestExclusively(text, now: now) }
+    }
+
+    private func ingestExclusively(_ text: [UInt8], now: Duration) async -> Bool {
         let wall = DaemonClock.wallMilliseconds
         let message: SeparatorMessage
         do {
@@ -110,28 +116,22 @@ actor MessagePipeline {
             switch outcome {
             case .stored:
                 health.update(deviceName) { $0.messagesStored += 1 }
+                if let monitor, monitor.isOpen {
+                    monitors[runID] = monitor
+                } else {
+                    monitors[runID] = nil
+                    presetChanges[runID] = nil
+                }
                 let watch = await recordWatch(monitor, serial: message.device.serialNumber, movedOn: message.kind == .tick || message.kind == .runEnd)
+                if monitor?.isOpen != true { runRefs[runID] = nil }
                 if let feed {
                     let changes = transitions.compactMap(AlarmChange.init)
                     // The stream names each alarm by its store id, so that a client can acknowledge it.
-                    var alarmIDs: [String: Int64] = [:]
-                    if !changes.isEmpty, let runRef = runRefs[runID] ?? watch?.runRef {
-                        for alarm in (try? await store.alarms(runRef: runRef)) ?? [] where alarm.id > alarmIDs[alarm.code] ?? 0 {
-                            alarmIDs[alarm.code] = alarm.id
-                        }
-                    }
+                    let alarmIDs = changes.isEmpty ? [:] : await alarmIDs(runID: runID, serial: message.device.serialNumber)
                     LiveEvents.publish(
                         feed, device: deviceName, message: message, quality: quality.map(\.storeLabel),
                         alarms: changes, alarmIDs: alarmIDs, watch: watch,
                         at: Date(timeIntervalSince1970: Double(wall) / 1000))
-                }
-                if var monitor, monitor.isOpen {
-                    bringPresetsUpToDate(&monitor)
-                    monitors[runID] = monitor
-                } else {
-                    monitors[runID] = nil
-                    runRefs[runID] = nil
-                    presetChanges[runID] = nil
                 }
                 if message.kind == .runStart {
                     logger.notice("run \(runID) started (\(message.order.procedure), profile \(profileName ?? "?"))", metadata: metadata(message))
@@ -174,13 +174,17 @@ actor MessagePipeline {
             var changes: [RunPreset: Double] = [:]
             for change in try await store.presetChanges(runRef: run.id) {
                 for (key, value) in change.changes {
-                    if let preset = RunPreset(rawValue: key) { changes[preset] = value }
+                    guard let preset = RunPreset(rawValue: key) else {
+                        logger.error("run \(runID): stored preset change \(change.id) names \(key), which this build does not know; left out")
+                        continue
+                    }
+                    changes[preset] = value
                 }
             }
             if !changes.isEmpty {
-                presetChanges[runID] = changes
                 do {
                     try monitor.setPresetChanges(changes)
+                    presetChanges[runID] = changes
                 } catch {
                     logger.error("run \(runID): stored preset changes no longer apply (\(error)); watching with the profile's presets")
                 }
@@ -211,42 +215,62 @@ actor MessagePipeline {
     }
 
     /// A preset change for one of this device's open runs (RunControl): checked against the run's
-    /// watcher, applied, then recorded with its audit entry. Nil when this pipeline does not watch
-    /// the run.
+    /// watcher, recorded with its audit entry, then applied. Nil when this pipeline does not watch
+    /// the run. Serialized with the device's messages, so no message is judged by lines the store
+    /// does not hold, and no change is recorded but not applied.
     func changePresets(
         deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
     ) async throws -> RunWatch? {
         guard deviceSerial == serialNumber else { return nil }
-        if monitors[runID] == nil, let restored = await restoreMonitor(runID: runID, now: DaemonClock.monotonic) {
-            monitors[runID] = restored
-        }
-        guard var monitor = monitors[runID] else { return nil }
-        let before = presetChanges[runID] ?? [:]
-        bringPresetsUpToDate(&monitor)
-        try monitor.changePresets(changes)
-        // Applied before the write and undone if it fails: a message arriving meanwhile is then
-        // judged by the lines the unit asked for, and nothing holds lines the store does not record.
-        presetChanges[runID] = monitor.presetChanges
-        monitors[runID] = monitor
-        do {
+        return try await exclusively {
+            if monitors[runID] == nil, let restored = await restoreMonitor(runID: runID, now: DaemonClock.monotonic) {
+                monitors[runID] = restored
+            }
+            guard var monitor = monitors[runID] else { return nil }
+            try monitor.changePresets(changes)  // on a copy: refused as a whole, nothing recorded
             _ = try await store.recordPresetChange(
                 runRef: runRef, changes: Dictionary(uniqueKeysWithValues: changes.map { ($0.key.rawValue, $0.value) }), reason: reason,
                 by: user, atUnixMilliseconds: DaemonClock.wallMilliseconds)
-        } catch {
-            presetChanges[runID] = before
-            if var current = monitors[runID] {
-                bringPresetsUpToDate(&current)
-                monitors[runID] = current
-            }
-            throw error
+            presetChanges[runID] = monitor.presetChanges
+            monitors[runID] = monitor
+            let watch = RunWatch(monitor: monitor, deviceSerial: deviceSerial, runRef: runRef)
+            watches?.record(watch, addPoint: false)
+            let summary = changes.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) = \($0.value)" }.joined(separator: ", ")
+            logger.notice("run \(runID): presets changed by \(user): \(summary) (reason: \(reason))", metadata: metadata())
+            feed?.publish(
+                "presets",
+                LiveEvents.Presets(
+                    device: deviceName, deviceSerial: deviceSerial, runId: runID, changedBy: user, reason: reason, watch: watch, at: Date()))
+            return watch
         }
-        guard let current = monitors[runID] else { return nil }
-        let watch = RunWatch(monitor: current, deviceSerial: deviceSerial, runRef: runRef)
-        watches?.record(watch, addPoint: false)
-        let summary = changes.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) = \($0.value)" }.joined(separator: ", ")
-        logger.notice("run \(runID): presets changed by \(user): \(summary) (reason: \(reason))", metadata: metadata())
-        feed?.publish("presets", LiveEvents.Presets(device: deviceName, deviceSerial: deviceSerial, runId: runID, changedBy: user, reason: reason, watch: watch, at: Date()))
-        return watch
+    }
+
+    /// The store's id of each alarm code's newest alarm in the run (for the stream).
+    private func alarmIDs(runID: String, serial: String) async -> [String: Int64] {
+        var ids: [String: Int64] = [:]
+        do {
+            let ref: Int64?
+            if let known = runRefs[runID] { ref = known } else { ref = try await store.run(deviceSerial: serial, runID: runID)?.id }
+            guard let ref else { return [:] }
+            for alarm in try await store.alarms(runRef: ref) where alarm.id > ids[alarm.code] ?? 0 { ids[alarm.code] = alarm.id }
+        } catch {
+            logger.warning("cannot read alarm ids for the stream: \(error)", metadata: metadata())
+        }
+        return ids
+    }
+
+    /// One mutation of the watchers at a time: a message, a staleness or link check, a preset change.
+    /// The actor alone does not give this, because each of them awaits the store in between.
+    private func exclusively<T>(_ body: () async throws -> T) async rethrows -> T {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+        }
+        return try await body()
     }
 
     private func bringPresetsUpToDate(_ monitor: inout RunMonitor) {
@@ -261,7 +285,7 @@ actor MessagePipeline {
 
     /// Stale telemetry: called on the device loop's tick.
     func checkStaleness(now: Duration) async {
-        await evaluateAll(now: now) { $0.checkStaleness(now: now) }
+        await exclusively { await evaluateAll(now: now) { $0.checkStaleness(now: now) } }
     }
 
     func linkChanged(up: Bool, detail: String, now: Duration) async {
@@ -272,7 +296,7 @@ actor MessagePipeline {
         } catch {
             _ = storeFailed(error)
         }
-        await evaluateAll(now: now) { $0.linkChanged(up: up, now: now) }
+        await exclusively { await evaluateAll(now: now) { $0.linkChanged(up: up, now: now) } }
     }
 
     private func evaluateAll(now: Duration, _ step: (inout RunMonitor) -> [AlarmTransition]) async {
@@ -282,11 +306,19 @@ actor MessagePipeline {
             let transitions = step(&next)
             guard !transitions.isEmpty else { continue }
             do {
-                try await store.recordAlarmChanges(
-                    deviceSerial: serial, runID: runID, changes: transitions.compactMap(AlarmChange.init),
-                    atUnixMilliseconds: DaemonClock.wallMilliseconds)
+                let changes = transitions.compactMap(AlarmChange.init)
+                let wall = DaemonClock.wallMilliseconds
+                try await store.recordAlarmChanges(deviceSerial: serial, runID: runID, changes: changes, atUnixMilliseconds: wall)
                 monitors[runID] = next
                 log(transitions, runID: runID)
+                // Stale telemetry and link alarms are raised without a message: they reach the
+                // stream here, with their store ids, like those a message raises.
+                if let feed, !changes.isEmpty {
+                    let alarmIDs = await alarmIDs(runID: runID, serial: serial)
+                    LiveEvents.publishAlarms(
+                        feed, device: deviceName, deviceSerial: serial, runID: runID, alarms: changes, alarmIDs: alarmIDs,
+                        at: Date(timeIntervalSince1970: Double(wall) / 1000))
+                }
             } catch {
                 _ = storeFailed(error)
             }

@@ -21,6 +21,10 @@
   const SERIES_LIMIT = 2880;
   /** A beep that could not play (audio locked) is dropped if it would come this late. */
   const BEEP_MAX_DELAY_MS = 10000;
+  /** While an alarm waits for acknowledgement the sound repeats: more often for an alarm than a warning. */
+  const BEEP_REPEAT_MS = { alarm: 30000, warning: 60000 };
+  /** The daemon ends a session after this long without use (docs/api.md; SessionBook's idle limit). */
+  const SESSION_IDLE_MS = 30 * 60 * 1000;
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   // ---------------------------------------------------------------------------------------------
@@ -34,10 +38,18 @@
     lastEventName: null,
     eventCounts: {},
     reconnects: 0,
+    /** The last error thrown by one of the page's own handlers (null if none): the browser test asserts
+     *  it stays null. Failed requests and stream drops are not handler errors; they have their own fields. */
     lastError: null,
+    lastStreamProblem: null,
+    lastRequestProblem: null,
+    /** Counts alarm events; each alarm record keeps the count of its last one (see rowIsOutdated). */
+    alarmEventSeq: 0,
     /** The newest events, for diagnostics: [client ms, name, summary]. */
     recentEvents: [],
     session: null, // {user, role, expires_at} or null
+    /** Client time of the last request that used the session (it moves the daemon's idle limit). */
+    sessionUsedAt: null,
     /** device name -> {name, serial, link, linkState, activityAt (client ms), lastError} */
     devices: new Map(),
     /** device name -> the run shown on its card (see newRun) */
@@ -49,6 +61,12 @@
   window.dashboardState = state;
 
   const $ = (id) => document.getElementById(id);
+
+  /** An error in one of our handlers: kept for diagnostics and logged, and the page goes on. */
+  function reportError(where, err) {
+    state.lastError = `${where}: ${(err && err.message) || err}`;
+    console.error('apheresisd dashboard:', where, err);
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Formatting. Numbers keep their unit next to them; a missing value is an en dash, never 0.
@@ -138,10 +156,10 @@
   async function request(method, path, body) {
     const headers = { [CLIENT_HEADER[0]]: CLIENT_HEADER[1], Accept: 'application/json' };
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
+    const isWrite = method !== 'GET' && method !== 'HEAD';
+    // The server refuses a write without a JSON content type (also sign-in, and a DELETE without a body).
+    if (isWrite) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) init.body = JSON.stringify(body);
     let response;
     try {
       response = await fetch(API + path, init);
@@ -150,7 +168,11 @@
     }
     let json = null;
     try { json = await response.json(); } catch (_) { /* not JSON: message below */ }
-    if (response.ok && json && 'data' in json) return { ok: true, status: response.status, data: json.data };
+    if (response.ok && json && 'data' in json) {
+      // A write with the session touched it: the daemon's idle limit starts again from now.
+      if (isWrite && state.session) state.sessionUsedAt = Date.now();
+      return { ok: true, status: response.status, data: json.data };
+    }
     const message = (json && json.error && json.error.message) || `HTTP ${response.status} ${response.statusText}`;
     if (response.status === 401 && method !== 'GET') onSessionLost();
     return { ok: false, status: response.status, code: json && json.error && json.error.code, message };
@@ -171,6 +193,8 @@
 
   /** Alarms and runs name the device by serial number; cards are named by the configured name. */
   function deviceNameForSerial(serial) {
+    // A link alarm of a separator that never answered may have no serial: it must not match another.
+    if (!serial) return 'unknown separator';
     for (const d of state.devices.values()) if (d.serial === serial) return d.name;
     for (const [name, run] of state.runs) if (run.serial === serial) return name;
     return serial || 'unknown separator';
@@ -686,10 +710,12 @@
 
   function findAlarmById(id) { return state.alarms.get(`id:${id}`) || null; }
 
-  /** The alarm of that device and code that is still open (the store keeps one open per code). */
-  function findOpenAlarm(serial, code) {
+  /** The alarm of that device and code that is still open (the store keeps one open per code). The
+   *  device is named by serial; without one (a link alarm before the separator answered) by its name. */
+  function findOpenAlarm(serial, code, device) {
     for (const a of state.alarms.values()) {
-      if (a.serial === serial && a.code === code && a.state !== 'cleared') return a;
+      if (a.code !== code || a.state === 'cleared') continue;
+      if (serial ? a.serial === serial : device !== undefined && a.device === device) return a;
     }
     return null;
   }
@@ -697,6 +723,36 @@
   function putAlarm(a) {
     for (const [k, v] of state.alarms) if (v === a) state.alarms.delete(k);
     state.alarms.set(alarmKey(a), a);
+  }
+
+  /** A time from the daemon (ISO 8601, whole seconds) in ms, or null. */
+  function serverTime(iso) {
+    const t = typeof iso === 'string' ? Date.parse(iso) : NaN;
+    return Number.isFinite(t) ? t : null;
+  }
+
+  /** The newest moment an alarm row speaks for: its raise, acknowledgement or clear. */
+  function rowAsOf(row) {
+    const times = [row.raised_at, row.acknowledged_at, row.cleared_at].map(serverTime).filter(isNum);
+    return times.length ? Math.max(...times) : null;
+  }
+
+  /** Notes that the record now reflects something that happened at server time `at`. */
+  function advanceAsOf(a, at) {
+    if (isNum(at)) a.asOf = isNum(a.asOf) ? Math.max(a.asOf, at) : at;
+  }
+
+  /**
+   * Whether a row from a request (acknowledge reply, GET /alarms) may be older than what the stream has
+   * told us about this alarm since: an event for it arrived after the request went out (sentSeq is
+   * the event count then), or the row's newest time is before that of the record's last event. Such a
+   * row must not overwrite the record: e.g. an `escalated` event between an acknowledge click and its
+   * reply needs a new acknowledgement, which the reply's "acknowledged" would hide.
+   */
+  function rowIsOutdated(a, row, sentSeq) {
+    if (a.seq > sentSeq) return true;
+    const t = rowAsOf(row);
+    return isNum(t) && isNum(a.asOf) && t < a.asOf;
   }
 
   /** An alarm record from the API's alarm JSON (snapshot, GET /alarms, acknowledge reply). */
@@ -715,18 +771,28 @@
     a.acknowledgedBy = row.acknowledged_by;
     a.acknowledgedAt = row.acknowledged_at;
     if (row.cleared_at) a.clearedAt = Date.parse(row.cleared_at) || Date.now();
+    advanceAsOf(a, rowAsOf(row));
   }
 
   function newAlarm(fields) {
     return {
       id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, limit: null,
       unit: null, message: null, raisedAt: Date.now(), runTime: null, acknowledgedBy: null, acknowledgedAt: null,
-      clearedAt: null, idKnownAt: null, el: null, ...fields,
+      clearedAt: null, idKnownAt: null, el: null,
+      // seq: the page's count of the last alarm event applied to it; asOf: the daemon's time of the
+      // newest thing it reflects. Together they tell an outdated row or duplicate event (rowIsOutdated).
+      seq: 0, asOf: null,
+      ...fields,
     };
   }
 
-  /** Creates or updates an alarm from a row; returns [record, isNew]. */
-  function mergeAlarmRow(row) {
+  /** Whether the record is still shown (a cleared one is dropped after a while). */
+  function isTracked(a) { return [...state.alarms.values()].includes(a); }
+
+  /** Creates or updates an alarm from a row; returns [record, isNew]. sentSeq: the alarm event count
+   *  when the request went out; null for the snapshot, which is the daemon's whole state when this
+   *  connection began (events missed while disconnected are in it, not in our records). */
+  function mergeAlarmRow(row, sentSeq) {
     let a = findAlarmById(row.id);
     if (!a) {
       // A provisional element (from an `alarm` event) for the same condition: it gets its id now.
@@ -735,9 +801,12 @@
     }
     const isNew = !a;
     if (!a) a = newAlarm({});
-    const hadId = a.id !== null;
-    updateAlarmFromRow(a, row);
-    if (!hadId) a.idKnownAt = Date.now();
+    // The id is always worth learning (the button needs it); the rest only from a row that is not
+    // older than the stream, and never to bring a cleared alarm back (a clear is final: a new
+    // occurrence has a new id).
+    if (a.id === null) { a.id = row.id; a.idKnownAt = Date.now(); }
+    const current = sentSeq === null || (a.state !== 'cleared' && !rowIsOutdated(a, row, sentSeq));
+    if (isNew || current) updateAlarmFromRow(a, row);
     // The store names the device by serial; once the device is known, the alarm goes to its card.
     const name = deviceNameForSerial(a.serial);
     if (!a.device || name !== a.serial) a.device = name;
@@ -860,11 +929,21 @@
     if (!button || a.id === null) return;
     setText(errorEl, '');
     button.disabled = true;
+    const sentSeq = state.alarmEventSeq;
     const reply = await request('POST', `/alarms/${encodeURIComponent(a.id)}/acknowledge`, {});
     button.disabled = false;
+    if (!isTracked(a)) return; // gone meanwhile (cleared and dropped, or a new snapshot)
     if (reply.ok) {
-      updateAlarmFromRow(a, reply.data);
-      if (a.state === 'active') a.state = 'acknowledged';
+      const row = reply.data;
+      if (row && row.id === a.id && a.state !== 'cleared' && !rowIsOutdated(a, row, sentSeq)) {
+        updateAlarmFromRow(a, row);
+        if (a.state === 'active') a.state = 'acknowledged';
+      } else if (a.state === 'active') {
+        // The stream moved on while we asked (e.g. escalated): the reply may be older than what is
+        // shown. Ask the store what holds now rather than guess; the stream's own `acknowledged`
+        // event, when it comes, settles it as well.
+        syncActiveAlarms();
+      }
       renderAlarm(a);
     } else {
       const hint = reply.status === 401 ? ' Sign in at the top of the page.' : '';
@@ -879,21 +958,24 @@
   function syncActiveAlarms() {
     if (alarmSync) { alarmSyncAgain = true; return; }
     const startedAt = Date.now();
+    const sentSeq = state.alarmEventSeq;
     alarmSync = request('GET', '/alarms?state=active').then((reply) => {
-      if (!reply.ok) { state.lastError = `alarms: ${reply.message}`; return; }
+      if (!reply.ok) { state.lastRequestProblem = `alarms: ${reply.message}`; return; }
       const seen = new Set();
       let newUnacknowledged = null;
       for (const row of reply.data) {
-        const [a, isNew] = mergeAlarmRow(row);
+        const [a, isNew] = mergeAlarmRow(row, sentSeq);
         seen.add(a);
         if (isNew && a.state === 'active') newUnacknowledged = a;
       }
-      // An alarm whose id we knew before asking and that is no longer active has cleared.
+      // An alarm whose id we knew before asking, with no event since, that is no longer active has
+      // cleared. (After an event during the request, the stream knows better than this reply.)
       for (const a of [...state.alarms.values()]) {
-        if (!seen.has(a) && a.id !== null && a.state !== 'cleared' && a.idKnownAt !== null && a.idKnownAt < startedAt) markCleared(a);
+        if (!seen.has(a) && a.id !== null && a.state !== 'cleared' && a.idKnownAt !== null && a.idKnownAt < startedAt &&
+            a.seq <= sentSeq) markCleared(a);
       }
-      if (newUnacknowledged) beepForNewAlarm(newUnacknowledged.level, `${newUnacknowledged.code} found active`);
-    }).finally(() => {
+      if (newUnacknowledged) beep(newUnacknowledged.level, `${newUnacknowledged.code} found active`);
+    }).catch((err) => reportError('alarm resync', err)).finally(() => {
       alarmSync = null;
       if (alarmSyncAgain) { alarmSyncAgain = false; syncActiveAlarms(); }
     });
@@ -903,7 +985,7 @@
   // Sound. Browsers start audio only after a user gesture (unless autoplay is allowed): the control
   // says so, and the first click anywhere unlocks the AudioContext.
 
-  const sound = { ctx: null };
+  const sound = { ctx: null, lastAskedAt: null };
 
   function audioContext() {
     if (!sound.ctx) {
@@ -953,19 +1035,39 @@
     }
   }
 
-  /** The new-alarm sound; body[data-beeps] counts how often it played. */
-  function beepForNewAlarm(level, why) {
+  /** Whether any alarm still waits for an acknowledgement (raised or escalated, not acknowledged or cleared). */
+  function unacknowledgedAlarms() {
+    return [...state.alarms.values()].filter((a) => a.state === 'active');
+  }
+
+  /** The alarm sound, for a new alarm and as the reminder; body[data-beeps] counts every one that
+   *  played. `stillWanted`, if given, is asked again just before playing (audio may unlock late). */
+  function beep(level, why, stillWanted) {
+    const askedAt = Date.now();
+    sound.lastAskedAt = askedAt;
     const ctx = audioContext();
     if (!ctx) return;
-    const askedAt = Date.now();
     const play = () => {
       if (ctx.state !== 'running' || Date.now() - askedAt > BEEP_MAX_DELAY_MS) return;
+      if (stillWanted && !stillWanted()) return;
       playTone(level);
       document.body.dataset.beeps = String(state.beeps + 1);
       state.recentEvents.push([Date.now(), 'beep', `${level}: ${why}`]);
     };
     if (ctx.state === 'running') play();
     else ctx.resume().then(() => { renderSoundToggle(); play(); }, () => {});
+  }
+
+  /** A single beep is easily missed: while an alarm waits for acknowledgement the sound repeats,
+   *  every 30 s if any of them is of level alarm, else every 60 s, counted from the last beep (a new
+   *  alarm's beep starts the interval again). Acknowledging or clearing the last one stops it. Runs
+   *  on the page's 1 s clock. */
+  function remindUnacknowledged() {
+    const waiting = unacknowledgedAlarms();
+    if (!waiting.length) return;
+    const level = waiting.some((a) => a.level === 'alarm') ? 'alarm' : 'warning';
+    if (sound.lastAskedAt !== null && Date.now() - sound.lastAskedAt < BEEP_REPEAT_MS[level]) return;
+    beep(level, `${waiting.length} still unacknowledged`, () => unacknowledgedAlarms().length > 0);
   }
 
   function setUpSound() {
@@ -1031,7 +1133,7 @@
   function reconnectSoon(reason) {
     if (source) source.close();
     source = null;
-    state.lastError = reason;
+    state.lastStreamProblem = reason;
     if (state.connection === 'live') state.disconnectedAt = Date.now();
     if (state.disconnectedAt === null) state.disconnectedAt = Date.now();
     state.reconnects += 1;
@@ -1048,7 +1150,7 @@
     try {
       data = JSON.parse(event.data);
     } catch (err) {
-      state.lastError = `${name}: not JSON`;
+      reportError(`${name} event (not JSON)`, err);
       return;
     }
     if (name !== 'sample') {
@@ -1060,8 +1162,7 @@
       handler(data);
     } catch (err) {
       // One bad event must not stop the page: note it and go on with the next.
-      state.lastError = `${name}: ${err && err.message}`;
-      console.error('apheresisd dashboard:', name, err);
+      reportError(`${name} event`, err);
     }
   }
 
@@ -1115,12 +1216,12 @@
     const kept = new Set();
     let beepLevel = null;
     for (const row of rows) {
-      const [a, isNew] = mergeAlarmRow(row);
+      const [a, isNew] = mergeAlarmRow(row, null);
       kept.add(a);
       if (isNew && a.state === 'active' && beepLevel !== 'alarm') beepLevel = a.level;
     }
     for (const a of [...state.alarms.values()]) if (!kept.has(a)) removeAlarm(a);
-    if (beepLevel) beepForNewAlarm(beepLevel, 'unacknowledged alarms in the snapshot');
+    if (beepLevel) beep(beepLevel, 'unacknowledged alarms in the snapshot');
   }
 
   function onSample(ev) {
@@ -1159,42 +1260,78 @@
     scheduleRender(name);
   }
 
+  /**
+   * An alarm changed: raised, escalated, deescalated, cleared, or acknowledged (here or at another
+   * workstation). Also the daemon's own stale-telemetry and link alarms, which come without a sample
+   * and often without value, limit or run.
+   */
   function onAlarm(ev) {
+    const seq = ++state.alarmEventSeq;
+    const at = serverTime(ev.at);
     const hasId = isNum(ev.alarm_id);
+    // An acknowledgement names the device only by serial when the daemon has no link for it.
+    const device = ev.device || deviceNameForSerial(ev.device_serial);
     let a = hasId ? findAlarmById(ev.alarm_id) : null;
-    if (!a) a = findOpenAlarm(ev.device_serial, ev.code);
+    if (!a) {
+      const open = findOpenAlarm(ev.device_serial, ev.code, device);
+      // Another id is another alarm: reusing the open record would leave its button acknowledging the
+      // older one. That one has probably cleared unseen: the resync below says so if it has.
+      if (open && (!hasId || open.id === null || open.id === ev.alarm_id)) a = open;
+      else if (open) syncActiveAlarms();
+    }
     if (ev.change === 'cleared') {
-      if (a) markCleared(a);
+      if (a) { a.seq = seq; advanceAsOf(a, at); markCleared(a); }
       return;
     }
+    // A clear is final; and an event older than what the record shows is a repeat (the stream may send
+    // events twice around its snapshot): neither may bring back an older state.
+    if (a && (a.state === 'cleared' || (isNum(at) && isNum(a.asOf) && at < a.asOf))) return;
+
+    if (ev.change === 'acknowledged') {
+      // Of an alarm we do not show (a missed raise): the store has it whole; the event has no value.
+      if (!a) { syncActiveAlarms(); return; }
+      a.state = 'acknowledged';
+      a.acknowledgedBy = ev.by || null;
+      a.acknowledgedAt = ev.at || null;
+      if (ev.level) a.level = ev.level;
+      if (hasId && a.id === null) { a.id = ev.alarm_id; a.idKnownAt = Date.now(); }
+      a.seq = seq;
+      advanceAsOf(a, at);
+      putAlarm(a);
+      renderAlarm(a);
+      if (!a.acknowledgedBy) syncActiveAlarms(); // who acknowledged: the store knows
+      return;
+    }
+    if (!a && !['raised', 'escalated', 'deescalated'].includes(ev.change)) {
+      syncActiveAlarms(); // a change this page does not know: take the store's view
+      return;
+    }
+
     const isNew = !a;
     if (!a) {
       // Shown at once, before the store's id is known; the id follows (event field or GET /alarms).
-      a = newAlarm({ serial: ev.device_serial, device: ev.device, code: ev.code, raisedAt: Date.now() });
+      a = newAlarm({ serial: ev.device_serial, device, code: ev.code, raisedAt: Date.now() });
     }
     if (hasId && a.id === null) { a.id = ev.alarm_id; a.idKnownAt = Date.now(); }
-    a.device = a.device || ev.device;
+    a.device = a.device || device;
     a.level = ev.level || a.level;
-    a.value = ev.value;
-    a.limit = ev.limit;
-    a.unit = ev.unit;
-    a.message = ev.message;
+    // Only what the event carries: a link or stale-data alarm may have no value, limit or unit.
+    for (const key of ['value', 'limit', 'unit', 'message']) if (key in ev) a[key] = ev[key];
     if (isNum(ev.run_time_minutes) && (isNew || a.runTime === null)) a.runTime = ev.run_time_minutes;
     if (ev.change === 'raised' || ev.change === 'escalated') {
       // A new alarm, or a worse level: it needs a (new) acknowledgement.
       a.state = 'active';
       a.acknowledgedBy = null;
       a.acknowledgedAt = null;
-    } else if (ev.change === 'acknowledged') {
-      a.state = 'acknowledged';
-      if (ev.by) a.acknowledgedBy = ev.by;
     }
+    a.seq = seq;
+    advanceAsOf(a, at);
     putAlarm(a);
-    ensureDevice(ev.device, ev.device_serial);
+    ensureDevice(device, ev.device_serial);
     renderAlarm(a);
-    if (ev.change === 'raised' || ev.change === 'escalated') beepForNewAlarm(a.level, `${ev.code} ${ev.change}`);
-    // Without an id the button cannot acknowledge; without `by` we cannot say who acknowledged.
-    if (a.id === null || (ev.change === 'acknowledged' && !a.acknowledgedBy)) syncActiveAlarms();
+    if (ev.change === 'raised' || ev.change === 'escalated') beep(a.level, `${ev.code} ${ev.change}`);
+    // Without an id the button cannot acknowledge.
+    if (a.id === null) syncActiveAlarms();
   }
 
   function onLink(ev) {
@@ -1277,17 +1414,34 @@
 
   let sessionTimer = null;
 
-  /** Asks again once the session should have ended (idle or absolute limit), so that the header
-   *  does not go on saying "signed in". Asking touches the session, but only one that is still alive. */
+  /** When the session should have ended: its expiry as last told, or later if the page used it since
+   *  (each write moves the daemon's idle limit on). */
+  function sessionEndsAt() {
+    const told = state.session ? Date.parse(state.session.expires_at) : NaN;
+    if (!Number.isFinite(told)) return NaN;
+    return isNum(state.sessionUsedAt) ? Math.max(told, state.sessionUsedAt + SESSION_IDLE_MS) : told;
+  }
+
+  /** Checks once the session should have ended (idle or absolute limit), so that the header does not
+   *  go on saying "signed in". GET /session touches the session and would keep it alive: it is asked
+   *  only when the session should be over (an ended one is not revived), never on a period. */
   function scheduleSessionCheck() {
     clearTimeout(sessionTimer);
-    const ends = state.session ? Date.parse(state.session.expires_at) : NaN;
-    if (Number.isFinite(ends)) sessionTimer = setTimeout(loadSession, Math.max(1000, ends - Date.now() + 2000));
+    const ends = sessionEndsAt();
+    if (Number.isFinite(ends)) sessionTimer = setTimeout(checkSessionEnded, Math.max(1000, ends - Date.now() + 2000));
+  }
+
+  function checkSessionEnded() {
+    // Used since the timer was set: it lives on; wait for the new end instead of asking.
+    if (sessionEndsAt() + 2000 > Date.now()) { scheduleSessionCheck(); return; }
+    loadSession();
   }
 
   async function loadSession() {
     const reply = await request('GET', '/session');
     state.session = reply.ok ? reply.data : null;
+    // Asking touched it: its idle limit starts again now.
+    state.sessionUsedAt = reply.ok ? Date.now() : null;
     renderSession();
   }
 
@@ -1307,12 +1461,21 @@
     }
     $('signin-password').value = '';
     state.session = reply.data;
+    state.sessionUsedAt = Date.now();
     renderSession();
   }
 
   async function signOut() {
-    await request('DELETE', '/session', {});
+    // No body; request() still sends the JSON content type and the dashboard header.
+    const reply = await request('DELETE', '/session');
+    if (!reply.ok && reply.status !== 401) {
+      // Not signed out (no answer): say so rather than hide a session that still works.
+      setAttr($('signout'), 'title', `Not signed out: ${reply.message}`);
+      return;
+    }
+    setAttr($('signout'), 'title', null);
     state.session = null;
+    state.sessionUsedAt = null;
     renderSession();
   }
 
@@ -1331,12 +1494,14 @@
     ['collect_max_ml', 'Collect maximum', 'mL'],
   ];
 
-  let presetsFor = null; // device name while the dialog is open
+  /** While the dialog is open: the card's device name and the run it was opened for. The run, not
+   *  the card, is what the change is for: another patient's run may start on the card meanwhile. */
+  let presetsFor = null; // {name, ref, runId} or null
 
   function openPresetsDialog(name) {
     const run = state.runs.get(name);
-    if (!run || !run.watch) return;
-    presetsFor = name;
+    if (!run || !run.watch || !isNum(run.ref)) return;
+    presetsFor = { name, ref: run.ref, runId: run.runId };
     const p = presetsOf(run);
     const overridden = new Set(p.overridden || []);
     setText($('presets-run'), `${name}, ${run.runId}`);
@@ -1362,11 +1527,21 @@
     $('presets-dialog').showModal();
   }
 
+  /** The card's run if it is still the one the dialog was opened for and still open; else why not. */
+  function presetsTarget(target) {
+    const run = target && state.runs.get(target.name);
+    if (!run || run.ref !== target.ref || run.runId !== target.runId) {
+      return { why: `Not applied: ${target ? target.runId : 'the run'} is no longer the run on ${target ? target.name : 'this separator'}${run && run.runId ? ` (now ${run.runId})` : ''}. Cancel and open the dialog again.` };
+    }
+    if (run.ended) return { why: `Not applied: ${target.runId} has ended.` };
+    return { run };
+  }
+
   async function submitPresets(event) {
     event.preventDefault();
-    const name = presetsFor;
-    const run = name && state.runs.get(name);
-    if (!run || run.ended || !isNum(run.ref)) { setText($('presets-error'), 'This run is no longer open.'); return; }
+    const target = presetsFor;
+    const { run, why } = presetsTarget(target);
+    if (!run) { setText($('presets-error'), why); return; }
     const reason = $('presets-reason').value.trim();
     const changes = {};
     for (const input of $('presets-fields').querySelectorAll('input')) {
@@ -1378,14 +1553,18 @@
     if (!Object.keys(changes).length) { setText($('presets-error'), 'Nothing changed.'); return; }
     if (!reason) { setText($('presets-error'), 'A reason is required.'); $('presets-reason').focus(); return; }
     $('presets-submit').disabled = true;
-    const reply = await request('POST', `/runs/${encodeURIComponent(run.ref)}/presets`, { reason, changes });
+    // Posted to the run the dialog was opened for (its store id), never to whatever the card shows now.
+    const reply = await request('POST', `/runs/${encodeURIComponent(target.ref)}/presets`, { reason, changes });
     $('presets-submit').disabled = false;
     if (!reply.ok) { setText($('presets-error'), reply.message); return; }
-    if (reply.data) applyWatch(run, reply.data, Array.isArray(reply.data.series));
-    run.presetNote = `changed by ${state.session ? state.session.user : 'you'}: ${reason}`;
+    // The card may have moved on to another run during the request: its watch is not this reply.
+    if (state.runs.get(target.name) === run) {
+      if (reply.data) applyWatch(run, reply.data, Array.isArray(reply.data.series));
+      run.presetNote = `changed by ${state.session ? state.session.user : 'you'}: ${reason}`;
+    }
     $('presets-dialog').close();
     presetsFor = null;
-    scheduleRender(name);
+    scheduleRender(target.name);
   }
 
   function setUpPresetsDialog() {
@@ -1527,12 +1706,19 @@
     for (const name of cards.keys()) renderFreshness(name);
     for (const a of state.alarms.values()) renderAlarmTimes(a);
     renderConnectionBanner();
+    remindUnacknowledged();
   }
 
   function start() {
+    // Errors in our click, timer and promise handlers are diagnosed like those of stream events.
+    window.addEventListener('error', (e) => reportError('uncaught', e.error || e.message));
+    window.addEventListener('unhandledrejection', (e) => reportError('unhandled rejection', e.reason));
     setUpSound();
     setUpPresetsDialog();
     $('signin-form').addEventListener('submit', signIn);
+    // Disabled in the HTML: before this script runs (or if it failed) the form cannot be submitted
+    // natively, which would send the password as a plain form post.
+    $('signin-submit').disabled = false;
     $('signout').addEventListener('click', signOut);
     $('history-refresh').addEventListener('click', loadHistory);
     // Redraw the charts in their new pixel size when the window changes.

@@ -25,13 +25,16 @@ enum HTTP {
     ) async throws -> HTTPReply {
         var body = Data()
         if let json { body = try JSONSerialization.data(withJSONObject: json) } else if let rawBody { body = Data(rawBody.utf8) }
+        // A write with nothing to say still sends JSON (the daemon refuses writes that are not).
+        if body.isEmpty, method != "GET" { body = Data("{}".utf8) }
         guard let parsed = URL(string: url), let host = parsed.host, let port = parsed.port else {
             throw Failure(description: "cannot parse \(url)")
         }
         var path = parsed.path.isEmpty ? "/" : parsed.path
         if let query = parsed.query { path += "?" + query }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
-        if !body.isEmpty { head += "Content-Type: application/json\r\n" }
+        var head = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        if !extra.keys.contains(where: { $0.lowercased() == "host" }) { head += "Host: \(host):\(port)\r\n" }
+        if !body.isEmpty, !extra.keys.contains(where: { $0.lowercased() == "content-type" }) { head += "Content-Type: application/json\r\n" }
         for (name, value) in extra.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
         if let (name, password) = user {
             head += "Authorization: Basic " + Data("\(name):\(password)".utf8).base64EncodedString() + "\r\n"
