@@ -247,6 +247,45 @@ extension Integration {
             }
         }
 
+        @Test("a stale-telemetry alarm, raised without a message, reaches the stream with its id, and clears")
+        func staleAlarmOnTheStream() async throws {
+            let directory = try Paths.temporaryDirectory("unit-stale")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let daemon = try DaemonProcess.ratioDrift(in: directory)
+            let base = try daemon.apiBase()
+            let port = try #require(URL(string: base)?.port, "\(base)")
+            try await eventuallyAsync("a run is open", timeout: .seconds(60)) {
+                let r = try await HTTP.request("GET", base + "/api/v1/runs")
+                return (r.data as? [[String: Any]])?.contains { $0["state"] as? String == "open" } == true
+            }
+            let reader = try EventStreamReader(host: "127.0.0.1", port: port, path: "/api/v1/stream")
+            defer { reader.close() }
+            // The separator falls silent: its simulator is stopped (SIGSTOP), as a hung device would be.
+            // The staleness limit is three TICK intervals of the device clock (5 s): 15 s of real time.
+            let simulator = try #require(childProcesses(of: daemon.process.processIdentifier).first { $0.name == "optia-sim" })
+            kill(simulator.pid, SIGSTOP)
+            var resumed = false
+            defer { if !resumed { kill(simulator.pid, SIGCONT) } }
+            func staleEvents() -> [EventStreamReader.Event] {
+                reader.events.filter { $0.name == "alarm" && $0.json["code"] as? String == "STALE_TELEMETRY" }
+            }
+            try eventually("STALE_TELEMETRY raised on the stream; \(daemon.failureText)", timeout: .seconds(45)) {
+                staleEvents().contains { $0.json["change"] as? String == "raised" }
+            }
+            kill(simulator.pid, SIGCONT)
+            resumed = true
+            try eventually("STALE_TELEMETRY cleared on the stream; \(staleEvents().map(\.data))", timeout: .seconds(45)) {
+                staleEvents().contains { $0.json["change"] as? String == "cleared" }
+            }
+            let raised = try #require(staleEvents().first { $0.json["change"] as? String == "raised" })
+            let id = try #require(raised.json["alarm_id"] as? Int, "\(raised.data)")
+            let store = try await RecordStore.open(path: daemon.databasePath)
+            let row = try await store.alarm(id: Int64(id))
+            #expect(row?.code == "STALE_TELEMETRY" && row?.clearedAtUnixMilliseconds != nil, "\(String(describing: row))")
+            try await store.close()
+            try daemon.stop()
+        }
+
         static func promtool(_ text: String, in directory: URL) throws -> (status: Int32, output: String) {
             let input = directory.appendingPathComponent("metrics.txt")
             try text.write(to: input, atomically: true, encoding: .utf8)
