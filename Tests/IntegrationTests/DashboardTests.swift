@@ -9,7 +9,7 @@ import Testing
 extension Integration {
     @Suite("The dashboard in headless Chromium")
     struct DashboardTests {
-        /// Where the screenshots are kept (CI keeps this directory as the test's artifact).
+        /// Where the screenshots are written: `artifacts/` in the checkout (gitignored), for people and CI to collect.
         static let artifacts = Paths.packageRoot.appendingPathComponent("artifacts")
 
         @Test("the page shows the drift alarm within a second of the daemon raising it; an acknowledge from the page reaches the store")
