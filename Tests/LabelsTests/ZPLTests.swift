@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Labels
 import NIOCore
 import NIOPosix
@@ -201,10 +202,21 @@ struct ZPLTests {
 
     @Test("a refused connection names host:port")
     func refused() async throws {
-        // Bind an ephemeral port, then close it: nothing listens there any more.
-        let printer = try await TestPrinter()
-        let port = printer.port
-        await printer.close()
+        // A port bound but never listened on, and held until the end: connecting is refused, and no
+        // other test can take the port meanwhile (closing a port and reusing its number raced with
+        // parallel tests that bind port 0).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
         let error = try await #require(throws: LabelPrinterError.self) {
             try await LabelPrinter.send("^XA^XZ", host: "127.0.0.1", port: port)
         }
