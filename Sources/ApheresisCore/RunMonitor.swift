@@ -115,6 +115,11 @@ public struct RunMonitor: Sendable {
         try setPresetChanges(presetChanges.merging(changes) { _, new in new })
     }
 
+    /// The keys of `changes` that would raise a line above where this run has it now.
+    public func raisedLines(_ changes: [RunPreset: Double]) -> [RunPreset] {
+        profile.raisedLines(changes, totalBloodVolume: start.totalBloodVolume)
+    }
+
     /// Replaces every change made for this run (restoring a watcher, or undoing a change the store
     /// refused to record).
     public mutating func setPresetChanges(_ all: [RunPreset: Double]) throws(PresetChangeError) {

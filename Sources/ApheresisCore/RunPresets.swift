@@ -72,10 +72,6 @@ public enum RunPreset: String, CaseIterable, Sendable, Comparable {
         }
     }
 
-    /// A safety line: raising it lets the run go further before the daemon warns or alarms. (The
-    /// collect target is the unit's goal for the product, not a line that protects the patient.)
-    public var isSafetyLine: Bool { self != .collectTarget }
-
     /// Pairs whose lower member must stay below the upper one: a warning comes before its alarm.
     static let orderings: [(lower: RunPreset, upper: RunPreset, what: String)] = [
         (.ratioWarnDeviation, .ratioAlarmDeviation, "ACD-A ratio deviation"),
@@ -93,6 +89,14 @@ public struct PresetChangeError: Error, Sendable, Equatable, CustomStringConvert
 }
 
 extension LimitProfile {
+    /// The keys of `changes` that raise a line above where this profile has it: every preset is an
+    /// upper line (a warning, an alarm, or the collect target, which is the first warning on collected
+    /// volume), so raising one lets the run go further before the daemon speaks. A line with no
+    /// value now (no collect target, no TBV) counts as raised.
+    public func raisedLines(_ changes: [RunPreset: Double], totalBloodVolume: Volume?) -> [RunPreset] {
+        changes.filter { preset, value in value > (preset.read(self, totalBloodVolume: totalBloodVolume) ?? -.infinity) }.keys.sorted()
+    }
+
     /// This profile with `changes` applied (values in each key's unit). Refused as a whole, naming
     /// the key, when a value is not finite, outside its range, or would put a warning at or above
     /// its alarm, against the changed or the unchanged member of the pair.

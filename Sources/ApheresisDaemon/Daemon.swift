@@ -140,11 +140,19 @@ final class PipelineDirectory: RunControl {
     }
 
     func changePresets(
-        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], mayRaiseLines: Bool, reason: String,
+        by user: String
     ) async throws -> RunWatch? {
-        for pipeline in pipelines.withLock({ $0 }) {
+        // The pipeline that watches the run now first: after a separator moved to another port, the
+        // old pipeline still knows its serial number but no longer receives its messages.
+        let all = pipelines.withLock { $0 }
+        var ordered: [MessagePipeline] = []
+        for pipeline in all where await pipeline.isWatching(deviceSerial: deviceSerial, runID: runID) { ordered.append(pipeline) }
+        for pipeline in all where !ordered.contains(where: { $0 === pipeline }) { ordered.append(pipeline) }
+        for pipeline in ordered {
             if let watch = try await pipeline.changePresets(
-                deviceSerial: deviceSerial, runID: runID, runRef: runRef, changes: changes, reason: reason, by: user)
+                deviceSerial: deviceSerial, runID: runID, runRef: runRef, changes: changes, mayRaiseLines: mayRaiseLines,
+                reason: reason, by: user)
             {
                 return watch
             }

@@ -38,7 +38,7 @@ public struct APIServer: Service {
         // On a public address the unit chose to be reached by other names (and was warned at start).
         let isLocalOnly: Bool =
             switch address {
-            case .tcp(let host, _): ["127.0.0.1", "::1", "localhost"].contains(host)
+            case .tcp(let host, _): host == "localhost" || host.hasPrefix("127.") || ["::1", "0:0:0:0:0:0:0:1"].contains(host)
             case .unixSocket: true
             }
         if isLocalOnly { router.add(middleware: LocalHostOnlyMiddleware()) }

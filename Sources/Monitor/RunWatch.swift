@@ -198,15 +198,25 @@ public final class RunWatchBoard: Sendable {
 /// ordered with the run's messages).
 public protocol RunControl: Sendable {
     /// Applies the change to the run's watcher and records it; nil when no pipeline watches the run.
+    /// Throws `RaisesLines` when the change raises a line and `mayRaiseLines` is false: judged
+    /// against the run's lines at the moment the change is applied, in turn with other changes.
     func changePresets(
-        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], mayRaiseLines: Bool, reason: String,
+        by user: String
     ) async throws -> RunWatch?
+}
+
+/// A preset change that would raise warning or alarm lines, by a user who may not.
+public struct RaisesLines: Error, Sendable {
+    public var presets: [RunPreset]
+    public init(presets: [RunPreset]) { self.presets = presets }
 }
 
 /// For an API without a daemon around it.
 public struct NoRunControl: RunControl {
     public init() {}
     public func changePresets(
-        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], mayRaiseLines: Bool, reason: String,
+        by user: String
     ) async throws -> RunWatch? { nil }
 }

@@ -172,7 +172,7 @@ struct DashboardAuthenticationMiddleware: RouterMiddleware {
     }
 }
 
-/// Every write under /api must say it is JSON (or come from the dashboard with its header). An HTML
+/// Every write must say it is JSON (or come from the dashboard with its header). An HTML
 /// form or a "simple" fetch on another site can post url-encoded or plain text to this port, but
 /// cannot send `application/json` or a custom header without a CORS preflight, which this server
 /// never grants: so no other site can make a browser write here (CSRF), signed in or not.
@@ -180,9 +180,9 @@ struct JSONWritesMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method != .get, request.method != .head, request.uri.path.hasPrefix("/api/") else {
-            return try await next(request, context)
-        }
+        // Every method that can write, on every path: the router also matches "//api/..." and no
+        // route outside /api writes.
+        guard ![.get, .head, .options].contains(request.method) else { return try await next(request, context) }
         let contentType = request.headers[.contentType]
         guard contentType?.lowercased().hasPrefix("application/json") == true || SessionBook.isDashboardRequest(request) else {
             return Reply.failure(

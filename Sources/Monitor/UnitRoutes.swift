@@ -285,31 +285,31 @@ struct UnitRoutes: Sendable {
         guard run.state == .open else {
             return Reply.failure(.conflict, code: "conflict", "run \(id) is closed: presets change only while a run is watched")
         }
-        // Tightening a line, or setting the collect target, is the operator's; letting the run go
-        // further before a warning or alarm is a supervisor's decision.
-        let current = watches.watch(deviceSerial: run.deviceSerial, runID: run.runID)?.presets
-        let loosened = changes.filter { preset, value in
-            preset.isSafetyLine && value > (current?.value(of: preset) ?? -.infinity)
-        }.keys.sorted().map(\.rawValue)
-        if !loosened.isEmpty {
+        // Lowering a line is the operator's; raising one (letting the run go further before the
+        // daemon warns or alarms) is a supervisor's. Judged by the pipeline against the run's lines
+        // as they are when the change is applied, so two changes in flight cannot add up to a raise.
+        do {
+            guard
+                let watch = try await control.changePresets(
+                    deviceSerial: run.deviceSerial, runID: run.runID, runRef: id, changes: changes,
+                    mayRaiseLines: user.role == .supervisor, reason: reason, by: user.name)
+            else {
+                return Reply.failure(
+                    .conflict, code: "conflict", "run \(id) is not watched by this daemon (no open run with that id on a connected separator)")
+            }
+            return Reply.json(watch)
+        } catch let error as RaisesLines {
+            // Refused through the workflow, so that the refusal is in the audit trail like the others.
+            let keys = error.presets.map(\.rawValue).joined(separator: ", ")
             do {
                 _ = try await workflow.authenticate(credential, for: .loosenRunAlarmLines, entity: "run", entityID: String(id))
             } catch {
                 guard case .roleNotAllowed(let name, let role, _, _) = error else { throw error }
                 return Reply.failure(
                     .forbidden, code: "not_permitted",
-                    "\(loosened.joined(separator: ", ")): raising a warning or alarm line lets the run go further before the daemon warns; only a supervisor may (\(name) is \(role.rawValue)); nothing changed")
+                    "\(keys): raising a line lets the run go further before the daemon warns or alarms; only a supervisor may (\(name) is \(role.rawValue)); nothing changed")
             }
-        }
-        do {
-            guard
-                let watch = try await control.changePresets(
-                    deviceSerial: run.deviceSerial, runID: run.runID, runRef: id, changes: changes, reason: reason, by: user.name)
-            else {
-                return Reply.failure(
-                    .conflict, code: "conflict", "run \(id) is not watched by this daemon (no open run with that id on a connected separator)")
-            }
-            return Reply.json(watch)
+            return Reply.failure(.internalServerError, code: "internal", "\(keys): refused as a raise, yet the user may raise lines")
         } catch let error as PresetChangeError {
             return Reply.failure(.unprocessableContent, code: "invalid", "nothing changed: " + error.message)
         } catch let error as RunNotOpen {

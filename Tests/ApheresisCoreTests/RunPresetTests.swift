@@ -74,4 +74,15 @@ struct RunPresetTests {
         #expect(h.monitor.presetChanges == [.collectTarget: 200, .ratioWarnDeviation: 1.5])
         #expect(h.monitor.profile.collectTarget == .millilitres(200))
     }
+
+    @Test func raisingAnyLineIsNamedLoweringIsNot() {
+        let profile = LimitProfile.pediatricCMNC  // collect target 250 mL, maximum 15 % of TBV
+        #expect(profile.raisedLines([.collectTarget: 150, .citrateLoadAlarm: 2.0], totalBloodVolume: tbv).isEmpty)
+        #expect(profile.raisedLines([.collectTarget: 260, .ratioWarnDeviation: 1], totalBloodVolume: tbv) == [.collectTarget])
+        #expect(profile.raisedLines([.acInfusionRateAlarm: 1.3, .acInfusionRateWarn: 0.5], totalBloodVolume: tbv) == [.acInfusionRateAlarm])
+        // 15 % of 2400 mL is 360 mL: 361 raises it. Without a TBV the maximum has no value in mL: any is a raise.
+        #expect(profile.raisedLines([.collectMaximum: 361], totalBloodVolume: tbv) == [.collectMaximum])
+        #expect(profile.raisedLines([.collectMaximum: 300], totalBloodVolume: tbv).isEmpty)
+        #expect(LimitProfile.standard.raisedLines([.collectTarget: 100], totalBloodVolume: tbv) == [.collectTarget])
+    }
 }

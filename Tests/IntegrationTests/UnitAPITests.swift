@@ -119,6 +119,11 @@ extension Integration {
                 "POST", base + "/api/v1/runs/\(runID)/presets", rawBody: "reason=x", user: op,
                 headers: ["Content-Type": "application/x-www-form-urlencoded"])
             #expect(r.status == 415, "\(r)")
+            // Also when the path is written with a doubled slash, which the router still matches.
+            r = try await HTTP.request(
+                "POST", base + "//api/v1/runs/\(runID)/presets", rawBody: #"{"reason":"x","changes":{"collect_target_ml":140}}"#, user: op,
+                headers: ["Content-Type": "text/plain"])
+            #expect(r.status == 415, "\(r)")
             r = try await HTTP.request(
                 "POST", base + "/api/v1/runs/\(runID)/presets", json: ["reason": "x", "changes": ["collect_volume": 1]], headers: both)
             #expect(r.status == 422 && r.errorMessage.contains("changes.collect_volume"), "\(r)")

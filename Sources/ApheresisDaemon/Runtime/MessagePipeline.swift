@@ -219,7 +219,8 @@ actor MessagePipeline {
     /// the run. Serialized with the device's messages, so no message is judged by lines the store
     /// does not hold, and no change is recorded but not applied.
     func changePresets(
-        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], reason: String, by user: String
+        deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], mayRaiseLines: Bool, reason: String,
+        by user: String
     ) async throws -> RunWatch? {
         guard deviceSerial == serialNumber else { return nil }
         return try await exclusively {
@@ -227,6 +228,8 @@ actor MessagePipeline {
                 monitors[runID] = restored
             }
             guard var monitor = monitors[runID] else { return nil }
+            let raised = monitor.raisedLines(changes)
+            if !mayRaiseLines, !raised.isEmpty { throw RaisesLines(presets: raised) }
             try monitor.changePresets(changes)  // on a copy: refused as a whole, nothing recorded
             _ = try await store.recordPresetChange(
                 runRef: runRef, changes: Dictionary(uniqueKeysWithValues: changes.map { ($0.key.rawValue, $0.value) }), reason: reason,
@@ -243,6 +246,11 @@ actor MessagePipeline {
                     device: deviceName, deviceSerial: deviceSerial, runId: runID, changedBy: user, reason: reason, watch: watch, at: Date()))
             return watch
         }
+    }
+
+    /// Whether this pipeline watches the run now (it may have restored it after a restart).
+    func isWatching(deviceSerial: String, runID: String) -> Bool {
+        deviceSerial == serialNumber && monitors[runID] != nil
     }
 
     /// The store's id of each alarm code's newest alarm in the run (for the stream).

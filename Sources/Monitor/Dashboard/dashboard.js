@@ -1283,17 +1283,23 @@
       if (a) { a.seq = seq; advanceAsOf(a, at); markCleared(a); }
       return;
     }
-    // A clear is final; and an event older than what the record shows is a repeat (the stream may send
-    // events twice around its snapshot): neither may bring back an older state.
-    if (a && (a.state === 'cleared' || (isNum(at) && isNum(a.asOf) && at < a.asOf))) return;
+    // A clear is final. A raise or escalation is never dropped for its time: stream times are whole
+    // seconds and an acknowledgement is stored beside the pipeline, so their order within a second
+    // says nothing; hiding a worse state would be the dangerous mistake. Other events older than
+    // what the record shows are repeats (the stream may send events twice around its snapshot).
+    if (a && a.state === 'cleared') return;
+    const worsens = ev.change === 'raised' || ev.change === 'escalated';
+    if (a && !worsens && isNum(at) && isNum(a.asOf) && at < a.asOf) return;
 
     if (ev.change === 'acknowledged') {
       // Of an alarm we do not show (a missed raise): the store has it whole; the event has no value.
       if (!a) { syncActiveAlarms(); return; }
+      // An acknowledgement of a lower level than shown was overtaken by an escalation: the store
+      // decides (the escalation needs its own acknowledgement).
+      if (ev.level && levelRank(ev.level) < levelRank(a.level)) { syncActiveAlarms(); return; }
       a.state = 'acknowledged';
       a.acknowledgedBy = ev.by || null;
       a.acknowledgedAt = ev.at || null;
-      if (ev.level) a.level = ev.level;
       if (hasId && a.id === null) { a.id = ev.alarm_id; a.idKnownAt = Date.now(); }
       a.seq = seq;
       advanceAsOf(a, at);
@@ -1646,6 +1652,12 @@
     });
     if (!items.length) items.push(el('li', 'muted', 'No products yet.'));
     $('products-list').replaceChildren(...items);
+  }
+
+  /** Alarm levels in order of urgency (unknown levels rank as the most urgent, to be safe). */
+  function levelRank(level) {
+    const order = { info: 0, warning: 1, alarm: 2 };
+    return level in order ? order[level] : 3;
   }
 
   async function showProduct(id) {
