@@ -88,7 +88,7 @@ public struct Daemon: Sendable {
             logger.notice("api: off ([api] enabled = false)")
             apiAddress = nil
         case .tcp(let host, let port):
-            if !["127.0.0.1", "::1", "localhost"].contains(host) {
+            if !APIAddress.tcp(host: host, port: port).isLocalOnly {
                 logger.warning(
                     "api: listening on \(host), beyond this machine: reading is open and passwords travel in clear; put an authenticating TLS proxy in front")
             }

@@ -9,6 +9,14 @@ public enum APIAddress: Sendable, Equatable, CustomStringConvertible {
     case tcp(host: String, port: Int)
     case unixSocket(path: String)
 
+    /// Reachable from this machine only: a loopback address (127.0.0.0/8, ::1, localhost) or a Unix socket.
+    public var isLocalOnly: Bool {
+        switch self {
+        case .tcp(let host, _): host == "localhost" || host.hasPrefix("127.") || ["::1", "0:0:0:0:0:0:0:1"].contains(host)
+        case .unixSocket: true
+        }
+    }
+
     public var description: String {
         switch self {
         case .tcp(let host, let port): host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
@@ -36,12 +44,7 @@ public struct APIServer: Service {
         router.add(middleware: DashboardAuthenticationMiddleware())
         router.add(middleware: JSONWritesMiddleware())
         // On a public address the unit chose to be reached by other names (and was warned at start).
-        let isLocalOnly: Bool =
-            switch address {
-            case .tcp(let host, _): host == "localhost" || host.hasPrefix("127.") || ["::1", "0:0:0:0:0:0:0:1"].contains(host)
-            case .unixSocket: true
-            }
-        if isLocalOnly { router.add(middleware: LocalHostOnlyMiddleware()) }
+        if address.isLocalOnly { router.add(middleware: LocalHostOnlyMiddleware()) }
         DashboardRoute().register(on: router)
         router.get("metrics") { _, _ in
             let store = workflow.store

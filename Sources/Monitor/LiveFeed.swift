@@ -24,14 +24,8 @@ public final class LiveFeed: Sendable {
 
     public init() {}
 
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return e
-    }()
+    /// The API's own encoding (snake_case, ISO 8601, unrounded): a stream event reads like a reply.
+    static var encoder: JSONEncoder { Reply.encoder }
 
     public func publish<Payload: Encodable>(_ name: String, _ payload: Payload) {
         guard let data = try? Self.encoder.encode(payload) else { return }
