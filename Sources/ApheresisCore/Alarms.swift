@@ -22,6 +22,8 @@ public struct AlarmCode: Hashable, Sendable, RawRepresentable, CustomStringConve
     public static let dataDecreasing: AlarmCode = "DATA_DECREASING"
     public static let dataRange: AlarmCode = "DATA_RANGE"
     public static let dataClockJump: AlarmCode = "DATA_CLOCK_JUMP"
+    /// The run is watched without its RUN_START (quarantined, or the daemon started mid-run).
+    public static let dataRunStartMissing: AlarmCode = "DATA_RUN_START_MISSING"
 
     /// The pass-through code of a separator alarm.
     public static func device(_ deviceCode: String) -> AlarmCode { AlarmCode(rawValue: "DEVICE_" + deviceCode) }
@@ -30,7 +32,7 @@ public struct AlarmCode: Hashable, Sendable, RawRepresentable, CustomStringConve
     /// Event-like codes: raised when seen, active until acknowledged (or the
     /// run ends), because nothing later "un-happens" them.
     public var isLatched: Bool {
-        isDeviceAlarm || self == .dataDecreasing || self == .dataRange || self == .dataClockJump
+        isDeviceAlarm || self == .dataDecreasing || self == .dataRange || self == .dataClockJump || self == .dataRunStartMissing
     }
 }
 
@@ -127,5 +129,34 @@ public struct DeviceNotice: Hashable, Sendable {
         self.text = text
         self.at = at
         self.deviceTimestamp = deviceTimestamp
+    }
+}
+
+/// The store's view of one active alarm, for a watcher rebuilt after a restart
+/// to agree with (`RunMonitor.reconcile(with:)`). Values in the clinic unit.
+public struct StoredAlarmState: Hashable, Sendable {
+    public var code: AlarmCode
+    public var level: AlarmLevel
+    /// Who acknowledged its present level; nil when not acknowledged.
+    public var acknowledgedBy: String?
+    public var value: Double?
+    public var limit: Double?
+    public var unit: String
+    public var message: String
+    /// RUN_TIME when it was raised, in minutes.
+    public var runTimeMinutes: Double?
+
+    public init(
+        code: AlarmCode, level: AlarmLevel, acknowledgedBy: String?, value: Double?, limit: Double?, unit: String, message: String,
+        runTimeMinutes: Double?
+    ) {
+        self.code = code
+        self.level = level
+        self.acknowledgedBy = acknowledgedBy
+        self.value = value
+        self.limit = limit
+        self.unit = unit
+        self.message = message
+        self.runTimeMinutes = runTimeMinutes
     }
 }

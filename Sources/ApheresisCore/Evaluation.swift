@@ -47,17 +47,25 @@ public struct DerivedValues: Hashable, Sendable {
     /// Recomputed inlet:AC ratio over the window (ΔINLET_VOL/ΔAC_VOL); nil when
     /// the window is not judgeable or the AC pump delivered nothing.
     public var windowRatio: Double?
+    /// The run time the window ratio was computed over: the window, or longer
+    /// when TICKs are further apart than the window (see `ratioWindow`).
+    public var ratioSpan: Seconds?
+    /// The device's AC_RATIO as reported over that span (lowest...highest).
+    public var deviceRatioRange: ClosedRange<Double>?
     /// Inlet flowed in the window but no ACD-A was drawn: the ratio is unbounded.
     public var acPumpDeliveringNothing: Bool = false
     /// Recomputed inlet:AC ratio over the whole run (INLET_VOL/AC_VOL).
     public var runRatio: Double?
     /// The device's AC_RATIO, as reported.
     public var deviceRatio: Double?
-    /// |device - recomputed| / recomputed; 1 when the recomputed ratio is unbounded.
+    /// How far the recomputed ratio lies outside `deviceRatioRange`, relative
+    /// to the recomputed ratio (0 inside); 1 when the recomputed ratio is unbounded.
     public var ratioDisagreementFraction: Double?
 
     /// Increase of AC_TO_PATIENT per unit of RUN_TIME over the AC infusion window.
     public var acToPatientFlow: VolumeFlowRate?
+    /// The run time the AC infusion and citrate rates were computed over.
+    public var acInfusionSpan: Seconds?
     public var acInfusionRate: BloodVolumeNormalisedRate?
     public var citrateLoadRate: WeightNormalisedMassRate?
     /// Citrate infused so far (AC_TO_PATIENT x citrate content).
@@ -113,6 +121,23 @@ public struct Predictions: Hashable, Sendable {
     public init() {}
 }
 
+/// A limit that became not judged, changed its reason, or is judged again.
+/// Reported only on a change, so that the run's record holds it once.
+public struct JudgementChange: Hashable, Sendable {
+    public var code: AlarmCode
+    public var judged: Bool
+    /// Why it is not judged; nil when `judged`.
+    public var reason: String?
+    /// RUN_TIME of the sample that changed it, in minutes.
+    public var runTimeMinutes: Double?
+    public init(code: AlarmCode, judged: Bool, reason: String?, runTimeMinutes: Double?) {
+        self.code = code
+        self.judged = judged
+        self.reason = reason
+        self.runTimeMinutes = runTimeMinutes
+    }
+}
+
 public struct Evaluation: Hashable, Sendable {
     public var transitions: [AlarmTransition]
     /// Marks for this sample; the sample is always kept.
@@ -121,12 +146,15 @@ public struct Evaluation: Hashable, Sendable {
     public var predictions: Predictions
     /// INFO comments from an ALARM message.
     public var deviceNotices: [DeviceNotice]
+    /// Limits whose judged / not-judged state (or reason) changed with this message.
+    public var judgements: [JudgementChange]
     public init(transitions: [AlarmTransition] = [], sampleQuality: [DataQualityFlag] = [], derived: DerivedValues = DerivedValues(),
-                predictions: Predictions = Predictions(), deviceNotices: [DeviceNotice] = []) {
+                predictions: Predictions = Predictions(), deviceNotices: [DeviceNotice] = [], judgements: [JudgementChange] = []) {
         self.transitions = transitions
         self.sampleQuality = sampleQuality
         self.derived = derived
         self.predictions = predictions
         self.deviceNotices = deviceNotices
+        self.judgements = judgements
     }
 }

@@ -63,6 +63,11 @@ public struct LimitProfile: Sendable, Equatable {
     /// Sliding window (of RUN_TIME) for the rates behind the predictions.
     public var predictionWindow: Seconds
 
+    /// The inlet:AC set point assumed when a run is watched without its
+    /// RUN_START (limits.md: 12:1); said so in every ratio message. Never
+    /// used when RUN_START is known, even if it lacks AC_RATIO_SET.
+    public var defaultRatioSet: Double
+
     public init(
         name: String,
         procedures: Set<Procedure> = [],
@@ -88,7 +93,8 @@ public struct LimitProfile: Sendable, Equatable {
         hysteresisFraction: Double = 0.05,
         collectionEfficiency: Double = 0.5,
         assumedCD3FractionOfWBC: Double = 0.20,
-        predictionWindow: Seconds = Seconds(60)
+        predictionWindow: Seconds = Seconds(60),
+        defaultRatioSet: Double = 12.0
     ) {
         self.name = name
         self.procedures = procedures
@@ -115,6 +121,7 @@ public struct LimitProfile: Sendable, Equatable {
         self.collectionEfficiency = collectionEfficiency
         self.assumedCD3FractionOfWBC = assumedCD3FractionOfWBC
         self.predictionWindow = predictionWindow
+        self.defaultRatioSet = defaultRatioSet
     }
 
     /// The defaults of limits.md, for any procedure and patient.

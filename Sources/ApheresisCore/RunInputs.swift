@@ -46,8 +46,9 @@ public enum PhysicalRanges {
     public static let ratio: ClosedRange<Double> = 0...100
     public static let pressureMillimetresOfMercury: ClosedRange<Double> = -500...1000
     public static let centrifugeRPM: ClosedRange<Double> = 0...10_000
-    /// 24 h: the simulator ends a run after 12 h; a real one is far shorter.
-    public static let runTimeMinutes: ClosedRange<Double> = 0...1440
+    /// 7 days: far beyond any run (the simulator ends one after 12 h), so that
+    /// a long run's RUN_TIME is never dropped as nonsense.
+    public static let runTimeMinutes: ClosedRange<Double> = 0...10_080
     /// Blood volumes processed: 0-50 (a run processes 1-6).
     public static let bloodVolumes: ClosedRange<Double> = 0...50
     /// AC infusion rate: 0-100 mL/min/L (the device's own limit is 0.5-2.5).
@@ -85,9 +86,11 @@ struct TelemetrySample: Sendable {
 }
 
 /// Numbers in the nurse's sentence. Only the sentence is shortened (to at
-/// most `decimals` places): the transition's `value` and `limit` are exact.
+/// most `decimals` places): the transition's `value` and `limit` keep 12
+/// significant digits (`clinic`).
 func display(_ x: Double, decimals: Int = 2) -> String {
     guard x.isFinite else { return x > 0 ? "unbounded" : "-unbounded" }
+    let x = clinic(x)
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
     let scaled = (abs(x) * scale).rounded()

@@ -40,8 +40,12 @@ public enum RunPreset: String, CaseIterable, Sendable, Comparable {
     }
 
     /// The value in the key's unit; nil when the profile has none (no collect target, or no TBV to
-    /// express the maximum in mL).
+    /// express the maximum in mL). Cleaned of the SI round trip: 1.8, not 1.7999999999999998.
     public func read(_ profile: LimitProfile, totalBloodVolume: Volume?) -> Double? {
+        readExactly(profile, totalBloodVolume: totalBloodVolume).map(clinic)
+    }
+
+    private func readExactly(_ profile: LimitProfile, totalBloodVolume: Volume?) -> Double? {
         switch self {
         case .ratioWarnDeviation: profile.ratioWarnDeviation
         case .ratioAlarmDeviation: profile.ratioAlarmDeviation

@@ -29,11 +29,13 @@ public struct Daemon: Sendable {
         try await NIOThreadPool.singleton.runIfActive {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         }
-        let store = try await RecordStore.open(path: configuration.databasePath)
+        let store = try await RecordStore.open(
+            path: configuration.databasePath, options: RecordStore.Options(reserveBytes: configuration.storeReserveBytes))
         logger.notice("store open: \(configuration.databasePath)")
         let health = HealthBoard()
         let metrics = DaemonMetrics()
         let feed = LiveFeed()
+        StoreFailureReporter(store: store, feed: feed, logger: logger).watch(health)
         health.observeLinkChanges { device, state in
             feed.publish("link", LinkEvent(device: device, linkState: state.rawValue, at: Date()))
         }
@@ -50,7 +52,7 @@ public struct Daemon: Sendable {
             func wireDevice(_ source: any LinkSource) -> DeviceService {
                 let pipeline = MessagePipeline(
                     deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
-                    metrics: metrics, feed: feed, watches: watches, logger: logger)
+                    metrics: metrics, feed: feed, watches: watches, openRunTimeout: configuration.openRunTimeout, logger: logger)
                 control.add(pipeline)
                 return DeviceService(
                     name: device.name, source: source, pipeline: pipeline, group: group, health: health, settings: settings,
@@ -71,7 +73,7 @@ public struct Daemon: Sendable {
                 services.append(
                     ExportDirectoryService(
                         name: device.name, directory: directory, store: store, profiles: configuration.profiles,
-                        health: health, logger: logger))
+                        health: health, feed: feed, logger: logger))
             case .simulator(let scenario, let speed, let seed):
                 let link = "\(stateDirectory)/\(device.name).pty"
                 services.append(
@@ -105,7 +107,7 @@ public struct Daemon: Sendable {
             services.append(
                 APIServer(
                     address: apiAddress, workflow: ProductWorkflow(store: store, settings: configuration.product),
-                    live: HealthBoardStatus(health: health), metrics: metrics, feed: feed, watches: watches, control: control,
+                    live: HealthBoardStatus(health: health, storePath: configuration.databasePath), metrics: metrics, feed: feed, watches: watches, control: control,
                     logger: logger))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
@@ -137,6 +139,19 @@ final class PipelineDirectory: RunControl {
 
     func add(_ pipeline: MessagePipeline) {
         pipelines.withLock { $0.append(pipeline) }
+    }
+
+    func acknowledge(
+        deviceSerial: String, runID: String?, code: String, record: @escaping @Sendable () async throws -> AlarmRow
+    ) async throws -> AlarmRow {
+        if let runID {
+            for pipeline in pipelines.withLock({ $0 }) {
+                if let row = try await pipeline.acknowledge(deviceSerial: deviceSerial, runID: runID, code: code, record: record) {
+                    return row
+                }
+            }
+        }
+        return try await record()
     }
 
     func changePresets(

@@ -134,11 +134,15 @@ final class Checker {
         return items
     }
 
-    /// `value` within `range` (inclusive), else an out-of-range problem.
-    func within(_ value: Double, _ range: ClosedRange<Double>, unit: String, at path: String) -> Bool {
+    /// `value` within `range` (inclusive), else an out-of-range problem, naming what it is for
+    /// (`subject`, e.g. `for profile "x"`) and why the range ends there, when given.
+    func within(_ value: Double, _ range: ClosedRange<Double>, unit: String, at path: String, subject: String? = nil, why: String? = nil) -> Bool {
         if range.contains(value) { return true }
         let u = unit.isEmpty ? "" : " " + unit
-        report(.outOfRange, path, "\(format(value))\(u) is outside the allowed range (\(format(range.lowerBound)) to \(format(range.upperBound))\(u))")
+        var message = "\(format(value))\(u) is outside the allowed range (\(format(range.lowerBound)) to \(format(range.upperBound))\(u))"
+        if let subject { message += " " + subject }
+        if let why { message += ": " + why }
+        report(.outOfRange, path, message)
         return false
     }
 

@@ -17,12 +17,23 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var product: ProductSettings
     /// `[api]`: where the HTTP API listens.
     public var api: APISettings
+    /// Free space the store keeps on its volume; writes of device data are refused below it.
+    public var storeReserveBytes: UInt64
+    /// An open run without any message for this long is closed by the daemon (its RUN_END lost).
+    public var openRunTimeout: Duration
+
+    public static let defaultStoreReserveBytes: UInt64 = 16 * 1_048_576
+    public static let defaultOpenRunTimeout: Duration = .seconds(12 * 3600)
 
     public init(
         stateDirectory: String, databasePath: String, logLevel: LogLevel = .info,
         devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles,
-        product: ProductSettings = .unconfigured, api: APISettings = APISettings()
+        product: ProductSettings = .unconfigured, api: APISettings = APISettings(),
+        storeReserveBytes: UInt64 = DaemonConfiguration.defaultStoreReserveBytes,
+        openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout
     ) {
+        self.storeReserveBytes = storeReserveBytes
+        self.openRunTimeout = openRunTimeout
         self.product = product
         self.api = api
         self.stateDirectory = stateDirectory

@@ -61,7 +61,7 @@ struct Evaluation {
     private(set) var problems: [ConfigurationProblem]
 
     static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api"]
-    static let daemonKeys = ["state_directory", "database", "log_level"]
+    static let daemonKeys = ["state_directory", "database", "log_level", "store_reserve_mib", "open_run_timeout_min"]
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
         let checker = Checker(file: file, text: text)
@@ -90,6 +90,8 @@ struct Evaluation {
             ?? DaemonConfiguration.defaultStateDirectoryName
         var database = DaemonConfiguration.defaultDatabaseName
         var logLevel = LogLevel.info
+        var storeReserveBytes = DaemonConfiguration.defaultStoreReserveBytes
+        var openRunTimeout = DaemonConfiguration.defaultOpenRunTimeout
         if let value = root["daemon"]?.tomlValue {
             if let daemon = value.table {
                 _ = checker.unknownKeys(in: daemon, at: "daemon", known: Self.daemonKeys, what: "[daemon]")
@@ -101,6 +103,25 @@ struct Evaluation {
                         checker.report(.invalidValue, "daemon.database", "must name a file, such as \"apheresisd.sqlite\"")
                     } else {
                         database = s
+                    }
+                }
+                if let mib = checker.number(daemon, "store_reserve_mib", at: "daemon") {
+                    // Free space kept for SQLite's checkpoints and for telling the staff: below it, writes are refused.
+                    if (1...4096).contains(mib) {
+                        storeReserveBytes = UInt64(mib * 1_048_576)
+                    } else {
+                        checker.report(
+                            .invalidValue, "daemon.store_reserve_mib",
+                            "\(mib) MiB is outside 1...4096: the store needs some free space to checkpoint and to record that it is full")
+                    }
+                }
+                if let minutes = checker.number(daemon, "open_run_timeout_min", at: "daemon") {
+                    if (10...2880).contains(minutes) {
+                        openRunTimeout = .milliseconds(Int64(minutes * 60_000))
+                    } else {
+                        checker.report(
+                            .invalidValue, "daemon.open_run_timeout_min",
+                            "\(minutes) min is outside 10...2880: an open run without any message for this long is closed")
                     }
                 }
                 if let s = checker.text(daemon, "log_level", at: "daemon") {
@@ -130,7 +151,8 @@ struct Evaluation {
             configuration = DaemonConfiguration(
                 stateDirectory: stateDirectory, databasePath: PathText.join(stateDirectory, database),
                 logLevel: logLevel, devices: devices,
-                profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api)
+                profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api,
+                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout)
         }
     }
 

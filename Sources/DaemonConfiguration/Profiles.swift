@@ -13,6 +13,9 @@ struct ProfileNumber: Sendable {
     var apply: @Sendable (inout LimitProfile, Double) -> Void
     /// The field in the key's unit (nil when unset), for messages about defaults.
     var read: @Sendable (LimitProfile) -> Double?
+    /// Why the range ends where it does, when a value outside would leave a limit never
+    /// judged or never cleared; said in the refusal.
+    var why: String? = nil
 }
 
 /// `[[profile]]` blocks: every key but name optional, defaults from LimitProfile.
@@ -30,8 +33,9 @@ struct ProfileReader {
             apply: { $0.ratioWarnDeviation = $1 }, read: { $0.ratioWarnDeviation }),
         ProfileNumber(key: "ratio_alarm_deviation", unit: "", range: 0.1...20,
             apply: { $0.ratioAlarmDeviation = $1 }, read: { $0.ratioAlarmDeviation }),
-        ProfileNumber(key: "ratio_agreement_alarm_percent", unit: "%", range: 0.1...100,
-            apply: { $0.ratioAgreementAlarmFraction = $1 / 100 }, read: { $0.ratioAgreementAlarmFraction * 100 }),
+        ProfileNumber(key: "ratio_agreement_alarm_percent", unit: "%", range: 0.1...99,
+            apply: { $0.ratioAgreementAlarmFraction = $1 / 100 }, read: { $0.ratioAgreementAlarmFraction * 100 },
+            why: "a stalled AC pump (inlet flowing, no ACD-A drawn) counts as 100 % apart, so at 100 % or more it would never raise the agreement alarm"),
         ProfileNumber(key: "ac_inf_window_s", unit: "s", range: 5...3600,
             apply: { $0.acInfusionWindow = Seconds($1) }, read: { $0.acInfusionWindow.value }),
         ProfileNumber(key: "ac_inf_rate_warn_ml_min_l", unit: "mL/min/L", range: 0.01...10,
@@ -60,18 +64,24 @@ struct ProfileReader {
             apply: { $0.bloodProcessedAlarmFactor = $1 }, read: { $0.bloodProcessedAlarmFactor }),
         ProfileNumber(key: "run_time_alarm_extension_min", unit: "min", range: 0...600,
             apply: { $0.runTimeAlarmExtension = .minutes($1) }, read: { $0.runTimeAlarmExtension.minutes }),
-        ProfileNumber(key: "stale_after_tick_intervals", unit: "tick intervals", range: 1...100,
-            apply: { $0.staleAfterTickIntervals = $1 }, read: { $0.staleAfterTickIntervals }),
-        ProfileNumber(key: "expected_tick_interval_s", unit: "s", range: 0.1...3600,
-            apply: { $0.expectedTickInterval = Seconds($1) }, read: { $0.expectedTickInterval.value }),
+        ProfileNumber(key: "stale_after_tick_intervals", unit: "tick intervals", range: 2...100,
+            apply: { $0.staleAfterTickIntervals = $1 }, read: { $0.staleAfterTickIntervals },
+            why: "under 2 intervals a TICK that is merely late (ordinary jitter) would count as stale telemetry"),
+        ProfileNumber(key: "expected_tick_interval_s", unit: "s", range: 1...60,
+            apply: { $0.expectedTickInterval = Seconds($1) }, read: { $0.expectedTickInterval.value },
+            why: "the separator interface sends a TICK every 1 to 60 s; until the daemon has learned the real interval, another value makes every run stale at once or hides a silent one"),
         ProfileNumber(key: "hysteresis_percent", unit: "%", range: 0...50,
-            apply: { $0.hysteresisFraction = $1 / 100 }, read: { $0.hysteresisFraction * 100 }),
+            apply: { $0.hysteresisFraction = $1 / 100 }, read: { $0.hysteresisFraction * 100 },
+            why: "a raised limit clears only below its line less this share, so at 100 % an alarm could never clear, and above 50 % it would hang on long after the value is back"),
         ProfileNumber(key: "collection_efficiency_percent", unit: "%", range: 1...100,
             apply: { $0.collectionEfficiency = $1 / 100 }, read: { $0.collectionEfficiency * 100 }),
         ProfileNumber(key: "assumed_cd3_percent_of_wbc", unit: "% of WBC", range: 1...100,
             apply: { $0.assumedCD3FractionOfWBC = $1 / 100 }, read: { $0.assumedCD3FractionOfWBC * 100 }),
         ProfileNumber(key: "prediction_window_s", unit: "s", range: 5...3600,
             apply: { $0.predictionWindow = Seconds($1) }, read: { $0.predictionWindow.value }),
+        ProfileNumber(key: "ac_ratio_set_default", unit: "", range: 4...30,
+            apply: { $0.defaultRatioSet = $1 }, read: { $0.defaultRatioSet },
+            why: "the set point assumed for a run watched without its RUN_START must be an inlet:AC ratio a separator is set to (12 for 12:1)"),
     ]
 
     /// (lower, upper): the first must stay below the second.
@@ -131,9 +141,10 @@ struct ProfileReader {
             }
 
             var given: Set<String> = []
+            let subject = name.map { "for profile \"\($0)\"" }
             for spec in Self.numbers {
                 guard let v = checker.number(table, spec.key, at: path) else { continue }
-                if checker.within(v, spec.range, unit: spec.unit, at: path + "." + spec.key) {
+                if checker.within(v, spec.range, unit: spec.unit, at: path + "." + spec.key, subject: subject, why: spec.why) {
                     spec.apply(&profile, v)
                     given.insert(spec.key)
                 }

@@ -50,7 +50,8 @@ public struct APIServer: Service {
             let store = workflow.store
             let text = metrics.render(
                 devices: live.devices(), activeAlarms: (try? await store.activeAlarms()) ?? [],
-                raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:])
+                raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:], storeFailure: live.storeFailure(),
+                storeFreeBytes: try? await store.freeBytes())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))

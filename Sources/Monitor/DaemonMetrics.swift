@@ -39,7 +39,19 @@ public final class DaemonMetrics: Sendable {
     static let linkStates = ["connecting", "up", "stale", "down", "reconnecting"]
 
     /// Brings every metric up to date, then renders them.
-    func render(devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int]) -> String {
+    func render(
+        devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int], storeFailure: StoreFailureStatus? = nil,
+        storeFreeBytes: UInt64? = nil
+    ) -> String {
+        registry.makeGauge(
+            descriptor: Self.descriptor(
+                "apheresisd_store_failing", "1 while the record store refuses writes (full disk, read-only, I/O error): messages are not acknowledged."))
+            .set(storeFailure == nil ? 0.0 : 1.0)
+        if let storeFreeBytes {
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_store_free_bytes", "Free space on the record store's volume, for its user, in bytes."))
+                .set(Double(storeFreeBytes))
+        }
         for d in devices {
             let labels = [("device", d.name)]
             count("apheresisd_messages_stored_total", labels, d.messagesStored, "Messages stored (each once), per device.")
@@ -59,7 +71,7 @@ public final class DaemonMetrics: Sendable {
             if let age = d.lastActivityAgeSeconds {
                 registry.makeGauge(
                     descriptor: Self.descriptor(
-                        "apheresisd_link_last_activity_age_seconds", "Seconds since the device's receive loop last heard from it."),
+                        "apheresisd_link_last_activity_age_seconds", "Seconds since the last byte arrived from the separator (or its last export file was read)."),
                     labels: labels
                 ).set(age)
             }

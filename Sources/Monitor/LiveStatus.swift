@@ -4,6 +4,35 @@ import Foundation
 /// last sign of life is. The daemon implements it over its health board.
 public protocol LiveStatus: Sendable {
     func devices() -> [DeviceStatus]
+    /// The store refusing writes now (full disk, read-only, I/O error); nil while it takes them.
+    func storeFailure() -> StoreFailureStatus?
+}
+
+extension LiveStatus {
+    public func storeFailure() -> StoreFailureStatus? { nil }
+}
+
+/// The daemon's own alarm for a store that refuses writes. It has no row in the store (the store
+/// is what fails): the API lists it with id 0 among the active alarms, the stream sends `store`
+/// events, /metrics has `apheresisd_store_failing`. It clears by itself when writes succeed again.
+public enum StoreAlarm {
+    public static let code = "STORE_WRITE_FAILED"
+
+    public static func message(_ error: String, path: String) -> String {
+        "The record store \(path) refuses writes: \(error). Messages from the separators are not acknowledged, "
+            + "so the separators keep them and send them again; free space on the store's volume (or fix its disk) now."
+    }
+}
+
+public struct StoreFailureStatus: Sendable {
+    public var message: String
+    public var sinceUnixMilliseconds: Int64
+    public var failedWrites: Int
+    public init(message: String, sinceUnixMilliseconds: Int64, failedWrites: Int) {
+        self.message = message
+        self.sinceUnixMilliseconds = sinceUnixMilliseconds
+        self.failedWrites = failedWrites
+    }
 }
 
 public struct DeviceStatus: Sendable, Encodable {
@@ -14,7 +43,8 @@ public struct DeviceStatus: Sendable, Encodable {
     /// connecting, up, stale, down, reconnecting.
     public var linkState: String
     public var serialNumber: String?
-    /// Seconds since the receive loop last heard from the device or went round; nil before the first.
+    /// Seconds since the last byte from the separator (or export file read); nil before the first.
+    /// Never the daemon's own loop: a silent line must look silent.
     public var lastActivityAgeSeconds: Double?
     public var reconnects: Int
     public var lastError: String?

@@ -1,6 +1,7 @@
 import ApheresisCore
 import Foundation
 import Quantities
+import RecordStore
 import Synchronization
 
 /// What the daemon's watcher makes of an open run: the presets it holds the run against, the values
@@ -9,7 +10,10 @@ import Synchronization
 public struct RunWatch: Sendable, Encodable {
     public struct Presets: Sendable, Encodable {
         var profile: String
+        /// AC_RATIO_SET, or the profile's `ac_ratio_set_default` while the run is watched without RUN_START.
         var ratioSet: Double?
+        /// True when `ratioSet` is the profile's assumption (RUN_START missing), not the device's setting.
+        var ratioSetAssumed: Bool
         var ratioWarnDeviation: Double
         var ratioAlarmDeviation: Double
         var acInfusionRateWarnMlPerMinPerL: Double
@@ -86,6 +90,12 @@ public struct RunWatch: Sendable, Encodable {
     public var presets: Presets
     public var derived: Derived
     public var predictions: Forecast
+    /// Each active alarm's quantity as the watcher computes it now, by alarm code, in the alarm's
+    /// unit (shown beside the value at the raise).
+    public var valuesNow: [String: Double]
+    /// Limits the watcher cannot judge now, by alarm code, with the reason (RUN_START missing, no
+    /// TBV or weight, ...). Empty when every limit is judged.
+    public var notJudged: [String: String]
     /// Only where asked for (the run's watch and the snapshot); a live sample carries its own point.
     public var series: [Point]?
 
@@ -96,10 +106,16 @@ public struct RunWatch: Sendable, Encodable {
         self.runRef = runRef
         self.runId = start.runID
         self.deviceSerial = deviceSerial
+        var now: [String: Double] = [:]
+        for alarm in monitor.activeAlarms {
+            if let value = monitor.currentValue(of: alarm.code) { now[alarm.code.rawValue] = value }
+        }
+        self.valuesNow = now
+        self.notJudged = Dictionary(uniqueKeysWithValues: monitor.unjudged.map { ($0.key.rawValue, $0.value) })
         let d = monitor.latestDerived
         self.runTimeMinutes = d.runTime?.minutes
         self.presets = Presets(
-            profile: profile.name, ratioSet: start.acRatioSet, ratioWarnDeviation: profile.ratioWarnDeviation,
+            profile: profile.name, ratioSet: monitor.ratioSet, ratioSetAssumed: monitor.isRatioSetAssumed, ratioWarnDeviation: profile.ratioWarnDeviation,
             ratioAlarmDeviation: profile.ratioAlarmDeviation,
             acInfusionRateWarnMlPerMinPerL: profile.acInfusionRateWarn.millilitresPerMinutePerLitre,
             acInfusionRateAlarmMlPerMinPerL: profile.acInfusionRateAlarm.millilitresPerMinutePerLitre,
@@ -197,6 +213,13 @@ public final class RunWatchBoard: Sendable {
 /// Changes to a watched run, carried out by the daemon's pipeline that watches it (so that they are
 /// ordered with the run's messages).
 public protocol RunControl: Sendable {
+    /// Acknowledges an alarm of a run in the turn of the pipeline that watches it: `record` writes
+    /// the acknowledgement, then the run's watcher learns of it (a latched alarm ends with it, so its
+    /// next occurrence is a new alarm). Runs no pipeline watches are acknowledged by `record` alone.
+    func acknowledge(
+        deviceSerial: String, runID: String?, code: String, record: @escaping @Sendable () async throws -> AlarmRow
+    ) async throws -> AlarmRow
+
     /// Applies the change to the run's watcher and records it; nil when no pipeline watches the run.
     /// Throws `RaisesLines` when the change raises a line and `mayRaiseLines` is false: judged
     /// against the run's lines at the moment the change is applied, in turn with other changes.
@@ -219,4 +242,7 @@ public struct NoRunControl: RunControl {
         deviceSerial: String, runID: String, runRef: Int64, changes: [RunPreset: Double], mayRaiseLines: Bool, reason: String,
         by user: String
     ) async throws -> RunWatch? { nil }
+    public func acknowledge(
+        deviceSerial: String, runID: String?, code: String, record: @escaping @Sendable () async throws -> AlarmRow
+    ) async throws -> AlarmRow { try await record() }
 }

@@ -31,7 +31,7 @@ struct StreamRoute: Sendable {
                 open.append(try await units.runJSON(run, withLatest: true, productID: nil))
             }
             let body = Snapshot(
-                devices: units.live.devices(), openRuns: open, activeAlarms: try await units.store.activeAlarms().map(units.alarm))
+                devices: units.live.devices(), openRuns: open, activeAlarms: try await units.alarmList(units.store.activeAlarms(), withDaemonAlarms: true))
             snapshot = String(decoding: try LiveFeed.encoder.encode(body), as: UTF8.self)
         } catch {
             _ = feed.leave(id)

@@ -77,13 +77,19 @@ struct UnitRoutes: Sendable {
     }
 
     struct AlarmJSON: Encodable {
+        /// 0 for the daemon's own store alarm, which has no row.
         var id: Int64
+        /// "run" (a run's or device's alarm, with a row) or "daemon" (the store refusing writes).
+        var scope = "run"
         var deviceSerial: String
         var runId: Int64?
         var code: String
         var level: String
         var state: String
+        /// At the raise (or the latest escalation).
         var value: Double?
+        /// What the watcher computes now for the same quantity, in `unit`; nil when it has no figure.
+        var valueNow: Double?
         var limit: Double?
         var unit: String?
         var message: String?
@@ -118,10 +124,12 @@ struct UnitRoutes: Sendable {
             qualityFlags: s.qualityFlags)
     }
 
-    func alarm(_ a: AlarmRow) -> AlarmJSON {
+    func alarm(_ a: AlarmRow, runID: String? = nil) -> AlarmJSON {
         AlarmJSON(
             id: a.id, deviceSerial: a.deviceSerial, runId: a.runRef, code: a.code, level: a.level, state: a.state.rawValue,
-            value: a.value, limit: a.limit, unit: a.unit, message: a.message, raisedAt: Self.date(a.raisedAtUnixMilliseconds),
+            value: a.value,
+            valueNow: a.state == .cleared ? nil : runID.flatMap { watches.watch(deviceSerial: a.deviceSerial, runID: $0)?.valuesNow[a.code] },
+            limit: a.limit, unit: a.unit, message: a.message, raisedAt: Self.date(a.raisedAtUnixMilliseconds),
             raisedRunTimeMinutes: a.raisedRunTimeMinutes, ageSeconds: Double(now() - a.raisedAtUnixMilliseconds) / 1000,
             acknowledgedBy: a.acknowledgedBy, acknowledgedAt: a.acknowledgedAtUnixMilliseconds.map(Self.date),
             clearedAt: a.clearedAtUnixMilliseconds.map(Self.date), clearReason: a.clearReason)
@@ -201,7 +209,30 @@ struct UnitRoutes: Sendable {
                 return Reply.failure(.unprocessableContent, code: "invalid", "state: \"\(other)\" is not active or all")
             }
         }
-        return Reply.json(rows.map(alarm))
+        return Reply.json(try await alarmList(rows, withDaemonAlarms: query["run"] == nil && query["state"].map(String.init) != "cleared"))
+    }
+
+    /// Alarms as the API shows them: the daemon's own store alarm first (while it lasts), then the
+    /// rows, each with the watcher's value now beside its value at the raise.
+    func alarmList(_ rows: [AlarmRow], withDaemonAlarms: Bool) async throws -> [AlarmJSON] {
+        var out: [AlarmJSON] = []
+        if withDaemonAlarms, let failure = live.storeFailure() {
+            out.append(
+                AlarmJSON(
+                    id: 0, scope: "daemon", deviceSerial: "", runId: nil, code: StoreAlarm.code, level: "alarm", state: "raised", value: nil,
+                    valueNow: nil, limit: nil, unit: nil, message: failure.message, raisedAt: Self.date(failure.sinceUnixMilliseconds),
+                    raisedRunTimeMinutes: nil, ageSeconds: Double(now() - failure.sinceUnixMilliseconds) / 1000))
+        }
+        var runIDs: [Int64: String] = [:]
+        for row in rows {
+            var runID: String?
+            if let ref = row.runRef, row.state != .cleared {
+                if runIDs[ref] == nil { runIDs[ref] = try await store.run(id: ref)?.runID }
+                runID = runIDs[ref]
+            }
+            out.append(alarm(row, runID: runID))
+        }
+        return out
     }
 
     struct AcknowledgeRequest: Decodable {
@@ -214,7 +245,20 @@ struct UnitRoutes: Sendable {
         guard let id = context.parameters.get("alarm", as: Int64.self) else {
             return Reply.failure(.notFound, code: "not_found", "alarms are named by their numeric id")
         }
-        let row = try await workflow.acknowledgeAlarm(id: id, by: credential, reason: body.reason)
+        let reason = body.reason
+        let workflow = self.workflow
+        let record: @Sendable () async throws -> AlarmRow = {
+            try await workflow.acknowledgeAlarm(id: id, by: credential, reason: reason)
+        }
+        let row: AlarmRow
+        if let target = try await store.alarm(id: id), target.state != .cleared {
+            var targetRunID: String? = nil
+            if let ref = target.runRef { targetRunID = try await store.run(id: ref)?.runID }
+            // In the turn of the pipeline that watches the run, so that its watcher knows of it.
+            row = try await control.acknowledge(deviceSerial: target.deviceSerial, runID: targetRunID, code: target.code, record: record)
+        } else {
+            row = try await record()  // refused there with the usual reason (and audit entry)
+        }
         // Every other workstation learns of it at once (the stream), not at its next reconnect.
         var runID: String? = nil
         if let ref = row.runRef { runID = try? await store.run(id: ref)?.runID }

@@ -148,8 +148,13 @@ extension RecordStore {
     /// A small write transaction proving the writer can commit. Returns what
     /// the daemon's status line shows (open runs, active alarms): cheap
     /// queries, unlike whole-table counts.
-    public func heartbeat(atUnixMilliseconds: Int64) async throws -> (openRuns: Int, activeAlarms: Int) {
+    ///
+    /// Refused with `RecordStoreError.storageFull` while the disk is below the reserve (so an idle store
+    /// also reports a full disk); `usingReserve: true` skips that check (the row is rewritten in place:
+    /// it grows only the WAL, by a page, until the next checkpoint).
+    public func heartbeat(atUnixMilliseconds: Int64, usingReserve: Bool = false) async throws -> (openRuns: Int, activeAlarms: Int) {
         try await pool.write { db in
+            try self.ensureSpace(usingReserve: usingReserve)
             try db.execute(
                 sql: "INSERT INTO heartbeat (id, at_unix_ms) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at_unix_ms = excluded.at_unix_ms",
                 arguments: [atUnixMilliseconds])

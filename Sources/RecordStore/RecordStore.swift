@@ -7,23 +7,30 @@ import SeparatorProtocol
 /// the transaction is on disk (synchronous = FULL), so the daemon may ACK. See docs/store.md.
 public final class RecordStore: Sendable {
     public let path: String
+    /// The WAL bounds and disk reserve this store was opened with.
+    public let options: Options
+    /// The directory whose volume's free space is checked against `options.reserveBytes`.
+    let directory: String
     let pool: DatabasePool
 
     /// The newest schema version this build reads and writes.
     public static var schemaVersion: Int { Schema.version }
 
-    private init(path: String, pool: DatabasePool) {
+    private init(path: String, options: Options, pool: DatabasePool) {
         self.path = path
+        self.options = options
+        self.directory = Self.directory(of: path)
         self.pool = pool
     }
 
     /// Opens (creating directories and file as needed) and migrates forward. Refuses a file written
     /// by a newer schema. Runs off the Swift concurrency pool: opening and migrating do blocking I/O.
-    public static func open(path: String) async throws -> RecordStore {
-        try await offPool { try openSynchronously(path: path) }
+    /// `options` bound the WAL and set the disk reserve (docs/store.md, "Disk space").
+    public static func open(path: String, options: Options = Options()) async throws -> RecordStore {
+        try await offPool { try openSynchronously(path: path, options: options) }
     }
 
-    private static func openSynchronously(path: String) throws -> RecordStore {
+    private static func openSynchronously(path: String, options: Options) throws -> RecordStore {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
@@ -37,9 +44,18 @@ public final class RecordStore: Sendable {
         configuration.foreignKeysEnabled = true
         // Another process (sqlite3, backup) may hold the lock briefly; wait instead of failing a commit.
         configuration.busyMode = .timeout(5)
+        let journalSizeLimit = options.journalSizeLimitBytes
+        let autocheckpointPages = options.walAutocheckpointPages
         configuration.prepareDatabase { db in
             // WAL + NORMAL may lose the last commits on power loss; an ACKed message must survive.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            if !db.configuration.readonly {
+                // The writer bounds the WAL: checkpoint every `autocheckpointPages` pages (a TICK writes
+                // ~5 pages), and cut the file back to `journalSizeLimit` when the WAL starts over,
+                // even after a long reader let it grow. docs/store.md, "Disk space".
+                try db.execute(sql: "PRAGMA journal_size_limit = \(journalSizeLimit)")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(autocheckpointPages)")
+            }
         }
         let pool: DatabasePool
         do {
@@ -48,6 +64,10 @@ public final class RecordStore: Sendable {
             throw RecordStoreError.cannotOpen(path: path, reason: "\(error)")
         }
         do {
+            // GRDB's DatabasePool sets `synchronous = NORMAL` on its writer AFTER prepareDatabase has run
+            // (Database.setUpWALMode, GRDB 7.10), which would leave commits un-fsynced until the next
+            // checkpoint. Set FULL again on the writer: the only connection that commits, opened once.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             let migrator = Schema.migrator
             let (applied, fileVersion) = try pool.read { db in
                 (try migrator.appliedIdentifiers(db), try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
@@ -63,11 +83,12 @@ public final class RecordStore: Sendable {
             if error is RecordStoreError { throw error }
             throw RecordStoreError.cannotOpen(path: path, reason: "\(error)")
         }
-        return RecordStore(path: path, pool: pool)
+        return RecordStore(path: path, options: options, pool: pool)
     }
 
     /// Copies the WAL into the database file and truncates the WAL (SQLite also checkpoints on its own
-    /// every ~1000 pages). Useful at shutdown or before a file-level backup.
+    /// every `options.walAutocheckpointPages` pages). Useful at shutdown or before a file-level backup.
+    /// Never refused for the reserve: a checkpoint is what the reserve is kept for.
     public func checkpoint() async throws {
         try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
     }
@@ -79,7 +100,7 @@ public final class RecordStore: Sendable {
     }
 
     /// Runs blocking work on a GCD thread so the (2-thread) cooperative pool is never held.
-    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
                 continuation.resume(with: Result { try work() })
@@ -91,6 +112,36 @@ public final class RecordStore: Sendable {
     func executeForTesting(_ sql: String) async throws {
         try await pool.writeWithoutTransaction { db in try db.execute(sql: sql) }
     }
+
+    /// Tests only: the first column of the first row of `sql`, as text, on the writer connection
+    /// (where the pragmas of `prepareDatabase` apply), e.g. `PRAGMA journal_size_limit`.
+    func valueForTesting(_ sql: String) async throws -> String? {
+        try await pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: sql) }
+    }
+
+    /// Tests only: SQLite's query plan for `sql` (the `detail` column of EXPLAIN QUERY PLAN).
+    func queryPlanForTesting(_ sql: String) async throws -> [String] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { row in row["detail"] as String }
+        }
+    }
+
+    /// Tests only: opens a read transaction that stays open (a reader that lags, as a backup or a long
+    /// API read would) until `release()`. While it is open, checkpoints cannot reset the WAL.
+    func holdReadTransactionForTesting() async throws -> ReadHoldForTesting {
+        let pool = self.pool
+        // A DatabaseSnapshot begins its read transaction when made and ends it when deallocated.
+        return try await Self.offPool { ReadHoldForTesting(try pool.makeSnapshot()) }
+    }
+}
+
+/// Tests only: a read transaction held open (see `holdReadTransactionForTesting`).
+final class ReadHoldForTesting: @unchecked Sendable {
+    private let lock = NSLock()
+    private var snapshot: DatabaseSnapshot?
+    init(_ snapshot: DatabaseSnapshot) { self.snapshot = snapshot }
+    /// Ends the read transaction and closes its connection.
+    func release() { lock.withLock { snapshot = nil } }
 }
 
 // MARK: - Column encodings

@@ -83,6 +83,12 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
     case sequenceOutOfRange(UInt64)
     /// A stored value this build cannot read (named with its table and row).
     case corrupt(String)
+    /// The store's volume has less free space than the reserve the store keeps (`RecordStore.Options.reserveBytes`):
+    /// the write was refused before SQLite started it, so nothing of it is stored. Free space for an
+    /// unprivileged process (statvfs `f_bavail * f_frsize`) on the volume holding the database file.
+    case storageFull(path: String, freeBytes: UInt64, reserveBytes: UInt64)
+    /// No run with this id.
+    case runNotFound(runRef: Int64)
 
     public var description: String {
         switch self {
@@ -100,6 +106,14 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
             "sequence number \(n) exceeds the storable range"
         case .corrupt(let what):
             "record store: \(what)"
+        case .storageFull(let path, let free, let reserve):
+            "record store \(path) is out of disk space: only \(ByteCount.text(free)) free on its volume, less than the "
+                + "\(ByteCount.text(reserve)) kept in reserve for checkpoints and recovery. Nothing was written, and a device "
+                + "message refused for this is NOT acknowledged (the device keeps it and sends it again). "
+                + "Free space on the volume holding \(RecordStore.directory(of: path)); storing resumes by itself once "
+                + "more than the reserve is free."
+        case .runNotFound(let runRef):
+            "record store: no run with id \(runRef)"
         }
     }
 }

@@ -12,9 +12,15 @@ extension RecordStore {
     /// - `alarms`: the daemon's alarm steps caused by this message; an inconsistent step
     ///   (see `RecordStoreError`) rolls the whole commit back, so the caller should retry without it.
     /// - `events`: daemon-side events to keep with the message.
+    /// - `linkName`: the configured link the message came in on; kept as the device's `name` (in the same
+    ///   transaction, written only when it changed), so that `serials(linkName:)` finds the device after a restart.
+    ///
+    /// Throws `RecordStoreError.storageFull` (nothing written) when less than `options.reserveBytes` is free
+    /// on the store's volume; a duplicate is still recognised then (it needs no space).
     public func commit(
         _ message: SeparatorMessage, raw: [UInt8], receivedAtUnixMilliseconds: Int64, monotonic: Duration? = nil,
-        profileName: String? = nil, sampleQuality: [String] = [], alarms: [AlarmChange] = [], events: [EventNote] = []
+        profileName: String? = nil, sampleQuality: [String] = [], alarms: [AlarmChange] = [], events: [EventNote] = [],
+        linkName: String? = nil
     ) async throws -> CommitOutcome {
         guard let sequence = Int64(exactly: message.sequenceNumber) else {
             throw RecordStoreError.sequenceOutOfRange(message.sequenceNumber)
@@ -27,6 +33,7 @@ extension RecordStore {
             {
                 let storedRaw: Data = existing["raw"] ?? Data()
                 if storedRaw.elementsEqual(raw) { return .duplicate }
+                try self.ensureSpace()
                 let id: Int64 = existing["id"]
                 let ref = try Writer.quarantine(
                     db, raw: raw,
@@ -34,7 +41,9 @@ extension RecordStore {
                     deviceSerial: serial, source: .live, at: at)
                 return .conflict(quarantineRef: ref)
             }
+            try self.ensureSpace()
             try Writer.upsertDevice(db, message.device, at: at)
+            if let linkName { try Writer.setDeviceLink(db, serial: serial, linkName: linkName) }
             var newSamples = 0
             let (messageRef, runRef) = try Writer.apply(
                 db, message, raw: raw, sequence: sequence, source: .live, exportFileRef: nil, at: at,
@@ -57,6 +66,7 @@ extension RecordStore {
         deviceSerial: String, runID: String?, changes: [AlarmChange], atUnixMilliseconds: Int64
     ) async throws {
         try await pool.write { db in
+            try self.ensureSpace()
             let runRef = try runID.flatMap { try Writer.findRun(db, deviceSerial: deviceSerial, runID: $0) }
             try Writer.applyAlarmChanges(
                 db, changes, deviceSerial: deviceSerial, runID: runID, runRef: runRef, messageRef: nil,
@@ -76,17 +86,25 @@ extension RecordStore {
         raw: [UInt8], reason: String, deviceSerial: String?, source: MessageSource = .live, atUnixMilliseconds: Int64
     ) async throws -> Int64 {
         try await pool.write { db in
-            try Writer.quarantine(db, raw: raw, reason: reason, deviceSerial: deviceSerial, source: source, at: atUnixMilliseconds)
+            try self.ensureSpace()
+            return try Writer.quarantine(db, raw: raw, reason: reason, deviceSerial: deviceSerial, source: source, at: atUnixMilliseconds)
         }
     }
 
     /// A daemon or link event: link_up, link_down, stale, reconnect, daemon_start, daemon_stop, ...
-    /// `runID` is resolved to a run when the store knows it.
+    /// `runID` is resolved to a run when the store knows it (with `deviceSerial`); an unknown run is
+    /// recorded as "no run".
+    ///
+    /// `usingReserve: true` skips the disk-reserve check: only for the few rows that tell of a store
+    /// failure and its recovery ("store_failed", "store_recovered"), which must be kept precisely when the
+    /// disk is nearly full. One event row is a few hundred bytes of the reserve.
     @discardableResult
     public func recordEvent(
-        kind: String, deviceSerial: String?, runID: String? = nil, detail: String? = nil, atUnixMilliseconds: Int64
+        kind: String, deviceSerial: String?, runID: String? = nil, detail: String? = nil, atUnixMilliseconds: Int64,
+        usingReserve: Bool = false
     ) async throws -> Int64 {
         try await pool.write { db in
+            try self.ensureSpace(usingReserve: usingReserve)
             var runRef: Int64?
             if let deviceSerial, let runID { runRef = try Writer.findRun(db, deviceSerial: deviceSerial, runID: runID) }
             return try Writer.insertEvent(
@@ -106,6 +124,7 @@ extension RecordStore {
         let serial = export.device.serialNumber
         let messages = export.messages()
         return try await pool.write { db in
+            try self.ensureSpace()
             if try Bool.fetchOne(
                 db, sql: "SELECT 1 FROM export_files WHERE content_sha256 = ? AND outcome = 'ingested'",
                 arguments: [contentSHA256]) == true
@@ -141,6 +160,7 @@ extension RecordStore {
         atUnixMilliseconds: Int64
     ) async throws {
         try await pool.write { db in
+            try self.ensureSpace()
             try Writer.insertExportFile(
                 db, path: path, sha: contentSHA256, serial: deviceSerial, runID: nil, at: atUnixMilliseconds,
                 outcome: "malformed", detail: reason)

@@ -63,6 +63,12 @@ func age(_ seconds: Any?) -> String {
     return String(format: "%.1f h", s / 3600)
 }
 
+/// A ratio as the clinic writes it ("11.8:1"), or "-".
+func ratio(_ value: Any?) -> String {
+    guard let value = value as? Double else { return "-" }
+    return String(format: "%.1f:1", value)
+}
+
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "One screen: every device's link, its open run, active alarms (from the running daemon).")
@@ -89,14 +95,24 @@ struct StatusCommand: AsyncParsableCommand {
         } else {
             Console.out(
                 Table.render(
-                    ["RUN", "DEVICE", "PATIENT", "RUN_MIN", "COLLECT_ML", "AC_RATIO", "DATA_AGE"],
+                    ["RUN", "DEVICE", "PATIENT", "RUN_MIN", "COLLECT_ML", "RATIO (DAEMON)", "RATIO (DEVICE)", "SET", "DATA_AGE"],
                     open.map { r in
                         let values = (r["latest_sample"] as? [String: Any])?["values"] as? [String: Any] ?? [:]
                         func v(_ code: String) -> String { text((values[code] as? [String: Any])?["value"]) }
+                        let watch = r["watch"] as? [String: Any]
+                        let recomputed = (watch?["derived"] as? [String: Any])?["window_ratio"]
+                        let set = (watch?["presets"] as? [String: Any])?["ratio_set"]
                         return [text(r["run_id"]), text(r["device_serial"]), text((r["patient"] as? [String: Any])?["id"]),
-                            text((r["latest_sample"] as? [String: Any])?["run_time_minutes"]), v("COLLECT_VOL"), v("AC_RATIO"),
-                            age(r["latest_sample_age_seconds"])]
+                            text((r["latest_sample"] as? [String: Any])?["run_time_minutes"]), v("COLLECT_VOL"), ratio(recomputed),
+                            v("AC_RATIO"), ratio(set), age(r["latest_sample_age_seconds"])]
                     }))
+            // A limit the daemon cannot judge is said, not left for the reader to notice.
+            for r in open {
+                let notJudged = (r["watch"] as? [String: Any])?["not_judged"] as? [String: Any] ?? [:]
+                for (code, reason) in notJudged.sorted(by: { $0.key < $1.key }) {
+                    Console.out("run \(text(r["run_id"])): \(code) NOT JUDGED: \(text(reason))")
+                }
+            }
         }
         Console.out("")
         let active = alarms.data as? [[String: Any]] ?? []
@@ -111,10 +127,12 @@ struct AlarmsCommand: AsyncParsableCommand {
 
     static func table(_ alarms: [[String: Any]]) -> String {
         Table.render(
-            ["ID", "LEVEL", "CODE", "STATE", "DEVICE", "RUN", "VALUE", "LIMIT", "AGE", "ACK BY", "MESSAGE"],
+            ["ID", "LEVEL", "CODE", "STATE", "DEVICE", "RUN", "AT RAISE", "NOW", "LIMIT", "AGE", "ACK BY", "MESSAGE"],
             alarms.map { a in
-                [text(a["id"]), text(a["level"]).uppercased(), text(a["code"]), text(a["state"]), text(a["device_serial"]),
-                 text(a["run_id"]), text(a["value"]) + (a["unit"] as? String).map { " \($0)" }.orEmpty, text(a["limit"]),
+                let unit = (a["unit"] as? String).map { " \($0)" }.orEmpty
+                let now = a["value_now"] is Double ? text(a["value_now"]) + unit : "-"
+                return [text(a["id"]), text(a["level"]).uppercased(), text(a["code"]), text(a["state"]), text(a["device_serial"]),
+                 text(a["run_id"]), text(a["value"]) + unit, now, text(a["limit"]),
                  age(a["age_seconds"]), text(a["acknowledged_by"]), text(a["message"])]
             })
     }

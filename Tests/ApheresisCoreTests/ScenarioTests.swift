@@ -22,6 +22,7 @@ let scenarioNames: [String] = {
 
 struct Replay {
     var transitions: [AlarmTransition] = []
+    var judgements: [JudgementChange] = []
     var monitor: RunMonitor?
     var messages = 0
 
@@ -60,7 +61,9 @@ func replay(_ name: String, simulateLink: Bool = false) throws -> Replay {
             r.transitions += monitor.initialTransitions
             r.monitor = monitor
         } else {
-            r.transitions += r.monitor!.ingest(m, receivedAt: at(t)).transitions
+            let e = r.monitor!.ingest(m, receivedAt: at(t))
+            r.transitions += e.transitions
+            r.judgements += e.judgements
         }
     }
     func checkStale(_ t: Double) {
@@ -128,6 +131,8 @@ func near(_ t: AlarmTransition?, _ minute: Double, within tolerance: Double = 1.
         let r = try replay(name)
         #expect(r.messages > 100)
         #expect(r.transitions.isEmpty, "\(name): \(r.transitions.map { "\($0.code) \($0.kind) @\(minutes($0.at)) \($0.message)" })")
+        // Every limit judged throughout: nothing for the run's record.
+        #expect(r.judgements.isEmpty, "\(name): \(r.judgements)")
     }
 
     @Test func ratioDrift() throws {
@@ -194,6 +199,10 @@ func near(_ t: AlarmTransition?, _ minute: Double, within tolerance: Double = 1.
         #expect(alarm?.level == .alarm && near(alarm, 45, within: 0.01))
         #expect(r.codes == [.device("ACCESS_PRESS_LOW"), .device("AIR_IN_RETURN")])
         #expect(r.of(.staleTelemetry).isEmpty)
+        // Pauses hold the state silently; the rinseback (run time runs, pumps still) is recorded once.
+        #expect(r.judgements.map(\.code) == [.acRatio, .acRatioAgreement])
+        #expect(r.judgements.allSatisfy { !$0.judged && $0.reason?.hasPrefix("no inlet flow") == true })
+        #expect(r.judgements.first?.runTimeMinutes == 61.5)
     }
 
     @Test func cablePull() throws {

@@ -357,6 +357,51 @@ func problems(_ text: String) -> [ConfigurationProblem] {
         #expect(summary(text) == ["unknownProcedure 4 profile[1].procedures", "outOfRange 8 profile[1].hysteresis_percent"])
     }
 
+    /// Values with which a limit could never be judged or never clear are refused, naming the key,
+    /// the profile and why.
+    @Test func profilesThatCouldNeverJudgeOrClearAreRefused() {
+        let text = """
+            format = 1
+            [[profile]]
+            name = "slow"
+            expected_tick_interval_s = 300
+            stale_after_tick_intervals = 1
+            ratio_agreement_alarm_percent = 100
+            hysteresis_percent = 100
+            ac_ratio_set_default = 0
+            [[profile]]
+            name = "fast"
+            expected_tick_interval_s = 0.5
+            """
+        #expect(summary(text) == [
+            "outOfRange 4 profile[1].expected_tick_interval_s", "outOfRange 5 profile[1].stale_after_tick_intervals",
+            "outOfRange 6 profile[1].ratio_agreement_alarm_percent", "outOfRange 7 profile[1].hysteresis_percent",
+            "outOfRange 8 profile[1].ac_ratio_set_default", "outOfRange 11 profile[2].expected_tick_interval_s",
+        ])
+        let found = problems(text).map(\.description)
+        #expect(found.contains {
+            $0.contains("profile[1].expected_tick_interval_s: 300 s is outside the allowed range (1 to 60 s) for profile \"slow\": ")
+                && $0.contains("TICK every 1 to 60 s")
+        }, "\(found)")
+        #expect(found.contains { $0.contains("stale_after_tick_intervals") && $0.contains("jitter") })
+        #expect(found.contains { $0.contains("ratio_agreement_alarm_percent") && $0.contains("stalled AC pump") })
+        #expect(found.contains { $0.contains("hysteresis_percent") && $0.contains("never clear") })
+        #expect(found.contains { $0.contains("profile[2].expected_tick_interval_s: 0.5 s") && $0.contains("for profile \"fast\"") })
+        // The shortest allowed values still judge: a window below the tick spacing is judged over that spacing.
+        let shortest = """
+            format = 1
+            [[profile]]
+            name = "tight"
+            expected_tick_interval_s = 60
+            ratio_window_s = 5
+            ac_inf_window_s = 5
+            prediction_window_s = 5
+            stale_after_tick_intervals = 2
+            hysteresis_percent = 0
+            """
+        #expect(summary(shortest).isEmpty)
+    }
+
     @Test func suggestions() {
         #expect(problems("format = 1\n[[device]]\nname = \"a\"\ntransport = \"seriall\"\n").first?.message.contains("did you mean serial?") == true)
         #expect(problems("format = 1\n[daemon]\nlog_level = \"warn\"\n").first?.message.contains("did you mean") == true)

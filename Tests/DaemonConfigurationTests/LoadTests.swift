@@ -89,6 +89,7 @@ func nearlyEqual(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-12 * max(a
         collection_efficiency_percent = 45
         assumed_cd3_percent_of_wbc = 25
         prediction_window_s = 300
+        ac_ratio_set_default = 13
 
         [[profile]]
         name = "default"
@@ -152,7 +153,9 @@ func nearlyEqual(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-12 * max(a
         #expect(nearlyEqual(p.collectionEfficiency, 0.45))
         #expect(nearlyEqual(p.assumedCD3FractionOfWBC, 0.25))
         #expect(p.predictionWindow == Seconds(300))
+        #expect(p.defaultRatioSet == 13)
         #expect(config.profiles[1] == LimitProfile(name: "default"))
+        #expect(config.profiles[1].defaultRatioSet == 12)
     }
 
     /// The profile of the example in the brief is the built-in pediatric one.

@@ -70,6 +70,12 @@ extension Integration {
                 #expect(samples.count == expectedRows["\(run.deviceSerial)/\(run.runID)"], "run \(run.runID)")
                 #expect(run.state == .closed)
             }
+            // The alarms of runs known only from their files reach the journal too, not only the store.
+            var alarmCodes: Set<String> = []
+            for run in runs { for alarm in try await store.alarms(runRef: run.id) { alarmCodes.insert(alarm.code) } }
+            #expect(alarmCodes.contains("AC_RATIO"), "the ratio-drift export raises AC_RATIO: \(alarmCodes)")
+            let journal = daemon.stderrText
+            for code in alarmCodes { #expect(journal.contains("raised \(code)"), "\(code) in the journal") }
             let rejected = exports.appendingPathComponent("rejected")
             #expect(FileManager.default.fileExists(atPath: rejected.appendingPathComponent("broken.csv").path))
             let reason = try String(contentsOf: rejected.appendingPathComponent("broken.csv.reason.txt"), encoding: .utf8)

@@ -129,7 +129,7 @@ public struct RunEngine: Sendable {
         if isFinished || limit < 0 { return out }
         if !started {
             started = true
-            out.append((0, .message(runStartMessage())))
+            if !scenario.faults.omitRunStart { out.append((0, .message(runStartMessage()))) }
             processInstant(into: &out)
         }
         while !isFinished {

@@ -86,10 +86,14 @@ public struct FaultRates: Sendable, Equatable {
     public var lostAck: Double
     /// Probability, per batch of new messages, of a burst of 1-16 garbage bytes on the line (sent between sessions).
     public var garbage: Double
-    public init(corruptChecksum: Double, lostAck: Double, garbage: Double) {
+    /// The run's RUN_START is never sent, as if it had been lost or quarantined: the host sees the
+    /// run first by its TICKs.
+    public var omitRunStart: Bool
+    public init(corruptChecksum: Double, lostAck: Double, garbage: Double, omitRunStart: Bool = false) {
         self.corruptChecksum = corruptChecksum
         self.lostAck = lostAck
         self.garbage = garbage
+        self.omitRunStart = omitRunStart
     }
     public static let none = FaultRates(corruptChecksum: 0, lostAck: 0, garbage: 0)
 }

@@ -289,6 +289,7 @@ struct ScenarioParser {
             faults.corruptChecksum = try faultTable.number("corrupt_checksum_rate", in: 0...0.5, required: false) ?? 0
             faults.lostAck = try faultTable.number("lost_ack_rate", in: 0...0.5, required: false) ?? 0
             faults.garbage = try faultTable.number("garbage_rate", in: 0...0.5, required: false) ?? 0
+            faults.omitRunStart = try faultTable.bool("omit_run_start") ?? false
             try faultTable.rejectUnknownKeys()
         }
 

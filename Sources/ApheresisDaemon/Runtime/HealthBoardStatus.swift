@@ -1,18 +1,26 @@
 import Monitor
 
-/// The health board as the API's live status: link states with the age of the last sign of life.
+/// The health board as the API's live status: link states with the age of the last byte from the separator.
 struct HealthBoardStatus: LiveStatus {
     let health: HealthBoard
+    let storePath: String
 
     func devices() -> [DeviceStatus] {
         let now = DaemonClock.monotonic
         return health.snapshot.devices.values.sorted { $0.name < $1.name }.map { d in
             DeviceStatus(
                 name: d.name, link: d.link, linkState: d.state.rawValue, serialNumber: d.serialNumber,
-                lastActivityAgeSeconds: d.lastProgress.map { Self.seconds(now - $0) }, reconnects: d.reconnects,
+                lastActivityAgeSeconds: d.lastByteAt.map { Self.seconds(now - $0) }, reconnects: d.reconnects,
                 lastError: d.lastError, messagesStored: d.messagesStored, duplicates: d.duplicates, quarantined: d.quarantined,
                 framesRejected: d.framesRejected)
         }
+    }
+
+    func storeFailure() -> StoreFailureStatus? {
+        guard let failure = health.snapshot.storeFailure else { return nil }
+        return StoreFailureStatus(
+            message: StoreAlarm.message(failure.description, path: storePath), sinceUnixMilliseconds: failure.sinceUnixMilliseconds,
+            failedWrites: failure.failedWrites)
     }
 
     static func seconds(_ d: Duration) -> Double {

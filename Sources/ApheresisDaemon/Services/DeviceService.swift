@@ -45,6 +45,9 @@ final class DeviceService: Service, Sendable {
 
     func run() async throws {
         try await withGracefulShutdownHandler {
+            // Every open run this link carried before a restart is watched from now on, so that a
+            // cable out at restart raises LINK_DOWN and STALE_TELEMETRY by the clock.
+            await pipeline.restoreOpenRuns(now: DaemonClock.monotonic)
             try await connectLoop()
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
@@ -57,9 +60,12 @@ final class DeviceService: Service, Sendable {
         var backoff = settings.reconnectInitial
         var attempts = 0
         var connectedBefore = false
+        // What the run watchers were last told: nil before the first word. The link is "up" for them
+        // only once bytes arrive: a pty or socket that opens but stays silent is not a separator.
+        var watchersToldUp: Bool?
         while !isStopping {
             health.loopProgressed(name, at: DaemonClock.monotonic)
-            if connectedBefore { health.update(name) { $0.state = .reconnecting } }
+            if connectedBefore { health.update(name) { if $0.state != .stale { $0.state = .reconnecting } } }
             let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
             do {
                 channel = try await source.connect(group: group)
@@ -73,6 +79,11 @@ final class DeviceService: Service, Sendable {
                 if attempts == 1 || attempts % 20 == 0 {
                     logger.warning("cannot open link \(source.description): \(reason); retrying", metadata: ["attempts": "\(attempts)"])
                 }
+                if watchersToldUp != false {
+                    // A cable out at start (or still out): the open runs' LINK_DOWN, once per outage.
+                    watchersToldUp = false
+                    await pipeline.linkChanged(up: false, detail: "\(source.description): \(reason)", now: DaemonClock.monotonic)
+                }
                 await sleepWatchingShutdown(backoff)
                 backoff = min(backoff * 2, settings.reconnectMax)
                 continue
@@ -82,13 +93,13 @@ final class DeviceService: Service, Sendable {
             attempts = 0
             backoff = settings.reconnectInitial
             health.update(name) {
-                $0.state = .up
+                // Open is not up: the state is "up" from the first byte (after a silence it stays "stale").
+                if $0.state != .stale { $0.state = .connecting }
                 $0.lastError = nil
             }
-            logger.notice("link up: \(source.description)")
-            await pipeline.linkChanged(up: true, detail: source.description, now: DaemonClock.monotonic)
+            logger.notice("link open: \(source.description)")
 
-            let ending = await serve(channel)
+            let ending = await serve(channel, watchersToldUp: &watchersToldUp)
 
             health.update(name) {
                 $0.state = ending == .silence ? .stale : .down
@@ -96,16 +107,21 @@ final class DeviceService: Service, Sendable {
             }
             if isStopping { break }
             logger.warning("link down: \(source.description): \(ending)")
-            await pipeline.linkChanged(up: false, detail: "\(source.description): \(ending)", now: DaemonClock.monotonic)
+            if watchersToldUp != false {
+                watchersToldUp = false
+                await pipeline.linkChanged(up: false, detail: "\(source.description): \(ending)", now: DaemonClock.monotonic)
+            }
             await sleepWatchingShutdown(settings.reconnectInitial)
         }
     }
 
     /// Sleeps in short steps so the watchdog sees the loop alive and shutdown is prompt.
+    /// Staleness is judged by the clock here too: a run whose link is down still goes stale.
     private func sleepWatchingShutdown(_ duration: Duration) async {
         let end = DaemonClock.monotonic + duration
         while !isStopping, DaemonClock.monotonic < end {
             health.loopProgressed(name, at: DaemonClock.monotonic)
+            await pipeline.checkStaleness(now: DaemonClock.monotonic)
             try? await Task.sleep(for: min(.milliseconds(250), end - DaemonClock.monotonic))
         }
     }
@@ -133,9 +149,11 @@ final class DeviceService: Service, Sendable {
     }
 
     /// Runs one connection until it ends.
-    private func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async -> Ending {
+    private func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, watchersToldUp: inout Bool?) async -> Ending {
         let underlying = channel.channel
         do {
+            var told = watchersToldUp
+            defer { watchersToldUp = told }
             return try await channel.executeThenClose { inbound, outbound in
                 let (inputs, continuation) = AsyncStream<Input>.makeStream(bufferingPolicy: .unbounded)
                 return await withTaskGroup(of: Void.self) { tasks in
@@ -155,7 +173,7 @@ final class DeviceService: Service, Sendable {
                             continuation.yield(.tick)
                         }
                     }
-                    let ending = await receiveLoop(inputs, outbound: outbound)
+                    let ending = await receiveLoop(inputs, outbound: outbound, watchersToldUp: &told)
                     // Closing ends the inbound sequence, which task cancellation alone does not.
                     underlying.close(promise: nil)
                     tasks.cancelAll()
@@ -168,7 +186,9 @@ final class DeviceService: Service, Sendable {
         }
     }
 
-    private func receiveLoop(_ inputs: AsyncStream<Input>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async -> Ending {
+    private func receiveLoop(
+        _ inputs: AsyncStream<Input>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, watchersToldUp: inout Bool?
+    ) async -> Ending {
         var receiver = E1381Receiver()
         var lastByte = DaemonClock.monotonic
         var shutdownSince: Duration?
@@ -179,6 +199,15 @@ final class DeviceService: Service, Sendable {
                 switch input {
                 case .bytes(let buffer):
                     lastByte = now
+                    health.update(name) {
+                        $0.lastByteAt = now
+                        $0.state = .up
+                    }
+                    if watchersToldUp != true {
+                        watchersToldUp = true
+                        logger.notice("link up: \(source.description): the separator is heard")
+                        await pipeline.linkChanged(up: true, detail: source.description, now: now)
+                    }
                     let actions = buffer.withUnsafeReadableBytes { receiver.receive($0, now: now) }
                     try await perform(actions, receiver: &receiver, outbound: outbound)
                 case .closed(let error):

@@ -2,6 +2,7 @@ import ApheresisCore
 import Crypto
 import Foundation
 import Logging
+import Monitor
 import NIOPosix
 import RecordStore
 import SeparatorProtocol
@@ -19,13 +20,15 @@ final class ExportDirectoryService: Service, Sendable {
     let store: RecordStore
     let profiles: [LimitProfile]
     let health: HealthBoard
+    let feed: LiveFeed?
     let logger: Logger
     let pollInterval: Duration
 
     init(
-        name: String, directory: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard,
+        name: String, directory: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, feed: LiveFeed? = nil,
         logger: Logger, pollInterval: Duration = .seconds(1)
     ) {
+        self.feed = feed
         self.name = name
         self.directory = directory
         self.store = store
@@ -99,6 +102,7 @@ final class ExportDirectoryService: Service, Sendable {
             logger.warning("cannot read export file \(path): \(error)")
             return false
         }
+        health.update(name) { $0.lastByteAt = DaemonClock.monotonic }
         let hash = SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(2) }.joined()
         let wall = DaemonClock.wallMilliseconds
         let export: ExportRun
@@ -132,32 +136,51 @@ final class ExportDirectoryService: Service, Sendable {
             }
             return true
         } catch {
-            health.storeFailed("\(error)")
-            logger.error("cannot store export file \(file.name): \(error); will retry")
+            if health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds) != nil {
+                logger.error("cannot store export file \(file.name): \(error); will retry")
+            }
             return false
         }
     }
 
-    /// A run known only from its file is watched after the fact: the same
-    /// watcher as live runs, so its alarms are in the record too.
+    /// A run known only from its file is watched after the fact: the same watcher as live runs, so
+    /// its alarms are in the record, the journal and on the stream too.
     private func recordAlarms(of export: ExportRun, runRef: Int64) async {
         let messages = export.messages()
-        guard let start = messages.first(where: { $0.kind == .runStart }) else { return }
-        let profile = RunMonitor.profile(for: start, from: profiles)
-        var monitor = RunMonitor(runStart: start, profile: profile, receivedAt: .zero)
-        var transitions = monitor.initialTransitions
-        for (index, message) in messages.enumerated() where message.kind != .runStart {
+        guard let first = messages.first else { return }
+        var monitor: RunMonitor
+        var transitions: [AlarmTransition]
+        var replayFrom = 0
+        if let start = messages.first(where: { $0.kind == .runStart }) {
+            monitor = RunMonitor(runStart: start, profile: RunMonitor.profile(for: start, from: profiles), receivedAt: .zero)
+            transitions = monitor.initialTransitions
+        } else {
+            monitor = RunMonitor(midRun: first, profile: RunMonitor.profile(for: first, from: profiles), receivedAt: .zero)
+            transitions = monitor.initialTransitions
+            transitions += monitor.ingest(first, receivedAt: .zero).transitions
+            replayFrom = 1
+        }
+        for (index, message) in messages.enumerated() where index >= replayFrom && message.kind != .runStart {
             // Receive times are unknown for a file: space them by the message index.
             transitions += monitor.ingest(message, receivedAt: .seconds(index)).transitions
         }
         let changes = transitions.compactMap(AlarmChange.init)
         guard !changes.isEmpty else { return }
+        let serial = export.device.serialNumber
+        let wall = DaemonClock.wallMilliseconds
         do {
-            try await store.recordAlarmChanges(
-                deviceSerial: export.device.serialNumber, runID: export.runID, changes: changes,
-                atUnixMilliseconds: DaemonClock.wallMilliseconds)
+            try await store.recordAlarmChanges(deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
         } catch {
             logger.error("cannot record the alarms of exported run \(export.runID): \(error)")
+            return
+        }
+        AlarmJournal.log(transitions, runID: export.runID, serial: serial, logger: logger)
+        if let feed {
+            var ids: [String: Int64] = [:]
+            for alarm in (try? await store.alarms(runRef: runRef)) ?? [] where alarm.id > ids[alarm.code] ?? 0 { ids[alarm.code] = alarm.id }
+            LiveEvents.publishAlarms(
+                feed, device: name, deviceSerial: serial, runID: export.runID, alarms: changes, alarmIDs: ids,
+                at: Date(timeIntervalSince1970: Double(wall) / 1000))
         }
     }
 

@@ -84,20 +84,22 @@ final class StoreHeartbeatService: Service, Sendable {
     }
 
     func run() async throws {
-        var failing = false
         while !Task.isCancelledOrShuttingDown {
             do {
                 let totals = try await pipelineStore.heartbeat(atUnixMilliseconds: DaemonClock.wallMilliseconds)
                 health.storeWrote(at: DaemonClock.monotonic)
                 health.setTotals(openRuns: totals.openRuns, activeAlarms: totals.activeAlarms)
-                if failing {
-                    logger.notice("store writes again")
-                    failing = false
-                }
             } catch {
-                health.storeFailed("\(error)")
-                if !failing { logger.error("store write failed: \(error)") }
-                failing = true
+                // The journal line, stream event and alarm come once per episode (StoreFailureReporter).
+                health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
+                if case .full = RecordStore.storageFailure(error) {
+                    // Below the reserve the store still proves it is alive (one row, from the reserve):
+                    // a full disk is an alarm to show, not a reason for systemd to restart the daemon
+                    // again and again. The alarm stays until a write outside the reserve succeeds.
+                    if (try? await pipelineStore.heartbeat(atUnixMilliseconds: DaemonClock.wallMilliseconds, usingReserve: true)) != nil {
+                        health.storeAlive(at: DaemonClock.monotonic)
+                    }
+                }
             }
             try? await Task.sleep(for: interval)
         }

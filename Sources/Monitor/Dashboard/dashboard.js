@@ -763,6 +763,7 @@
     a.level = row.level;
     a.state = pageState(row.state, row.acknowledged_by);
     a.value = row.value;
+    a.valueNow = isNum(row.value_now) ? row.value_now : null;
     a.limit = row.limit;
     a.unit = row.unit;
     a.message = row.message;
@@ -776,7 +777,7 @@
 
   function newAlarm(fields) {
     return {
-      id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, limit: null,
+      id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, valueNow: null, limit: null,
       unit: null, message: null, raisedAt: Date.now(), runTime: null, acknowledgedBy: null, acknowledgedAt: null,
       clearedAt: null, idKnownAt: null, el: null,
       // seq: the page's count of the last alarm event applied to it; asOf: the daemon's time of the
@@ -835,9 +836,7 @@
     setAttr(e, 'aria-label', `${a.level} ${a.code} on ${a.device}`);
     setText(e.querySelector('[data-field="level"]'), a.state === 'cleared' ? `${a.level} (cleared)` : a.level === 'alarm' ? 'ALARM' : 'WARNING');
     setText(e.querySelector('[data-field="code"]'), a.code);
-    const value = valueWithUnit(a.value, a.unit);
-    const limit = valueWithUnit(a.limit, a.unit);
-    setText(e.querySelector('[data-field="value"]'), value ? (limit ? `${value} (limit ${limit})` : value) : '');
+    setText(e.querySelector('[data-field="value"]'), alarmValueText(a));
     setText(e.querySelector('[data-field="message"]'), a.message || '');
     renderAlarmTimes(a);
     orderAlarms(card);
@@ -849,6 +848,34 @@
       a.state === 'acknowledged' ? `Acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}${a.acknowledgedAt ? ' at ' + formatClock(a.acknowledgedAt) : ''}` : '');
     renderCardAlarmLevel(a.device);
     scheduleBanner();
+  }
+
+  /** The value now beside the value at the raise, and the line: "8.1 now (7.9 at raise; limit 10)". */
+  function alarmValueText(a) {
+    const value = valueWithUnit(a.value, a.unit);
+    const now = a.state !== 'cleared' && isNum(a.valueNow) ? valueWithUnit(a.valueNow, a.unit) : '';
+    const limit = valueWithUnit(a.limit, a.unit);
+    const notes = [];
+    if (now && value) notes.push(`${value} at raise`);
+    if (limit) notes.push(`limit ${limit}`);
+    const head = now ? `${now} now` : value;
+    return head ? (notes.length ? `${head} (${notes.join('; ')})` : head) : (limit ? `limit ${limit}` : '');
+  }
+
+  /** The daemon's own alarm: its record store refuses writes. Not a separator's; it clears by itself. */
+  function renderStoreAlarm(row) {
+    const banner = $('store-banner');
+    const wasHidden = banner.hidden;
+    banner.hidden = !row;
+    if (!row) return;
+    const since = serverTime(row.since || row.raised_at);
+    setText(banner, `ALARM ${row.code || 'STORE_WRITE_FAILED'}: ${row.message}` +
+      (isNum(since) ? ` (since ${formatClock(row.since || row.raised_at)})` : ''));
+    if (wasHidden) beep('alarm', 'the record store refuses writes');
+  }
+
+  function onStore(ev) {
+    renderStoreAlarm(ev.state === 'failing' ? ev : null);
   }
 
   /** Unacknowledged first, then acknowledged, then cleared; alarms before warnings; newest first. */
@@ -917,7 +944,7 @@
     setAttr(banner, 'data-level', open.some((a) => a.level === 'alarm') ? 'alarm' : open.length ? 'warning' : '');
     setAttr(banner, 'data-flash', open.length ? 'true' : 'false');
     banner.replaceChildren(...open.map((a) => {
-      const value = valueWithUnit(a.value, a.unit);
+      const value = alarmValueText(a);
       return el('span', 'banner-item', `${a.level === 'alarm' ? 'ALARM' : 'WARNING'} ${a.device}: ${a.code}${value ? ' ' + value : ''}`);
     }));
     document.title = open.length ? `(${open.length}) ALARM: apheresisd` : 'apheresisd: separators';
@@ -963,7 +990,9 @@
       if (!reply.ok) { state.lastRequestProblem = `alarms: ${reply.message}`; return; }
       const seen = new Set();
       let newUnacknowledged = null;
+      renderStoreAlarm(reply.data.find((row) => row.scope === 'daemon') || null);
       for (const row of reply.data) {
+        if (row.scope === 'daemon') continue;
         const [a, isNew] = mergeAlarmRow(row, sentSeq);
         seen.add(a);
         if (isNew && a.state === 'active') newUnacknowledged = a;
@@ -1125,6 +1154,7 @@
     on('run_start', onRunStart);
     on('run_end', onRunEnd);
     on('presets', onPresets);
+    on('store', onStore);
     on('dropped', () => reconnectSoon('the server dropped this client (it fell behind)'));
     es.onerror = () => { if (source === es) reconnectSoon('stream error'); };
   }
@@ -1215,7 +1245,9 @@
   function reconcileSnapshotAlarms(rows) {
     const kept = new Set();
     let beepLevel = null;
+    renderStoreAlarm(rows.find((row) => row.scope === 'daemon') || null);
     for (const row of rows) {
+      if (row.scope === 'daemon') continue;
       const [a, isNew] = mergeAlarmRow(row, null);
       kept.add(a);
       if (isNew && a.state === 'active' && beepLevel !== 'alarm') beepLevel = a.level;
@@ -1246,6 +1278,13 @@
     if (isNum(ev.run_time_minutes)) run.runTime = ev.run_time_minutes;
     if (ev.watch) {
       applyWatch(run, ev.watch, false);
+      // Each open alarm of this run shows what the daemon computes for it now.
+      const valuesNow = ev.watch.values_now || {};
+      for (const a of state.alarms.values()) {
+        if (a.serial !== ev.device_serial || a.state === 'cleared') continue;
+        const v = isNum(valuesNow[a.code]) ? valuesNow[a.code] : null;
+        if (v !== a.valueNow) { a.valueNow = v; renderAlarm(a); }
+      }
       const d = ev.watch.derived || {};
       addPoint(run, {
         t: isNum(ev.watch.run_time_minutes) ? ev.watch.run_time_minutes : ev.run_time_minutes,

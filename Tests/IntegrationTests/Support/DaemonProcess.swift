@@ -176,6 +176,12 @@ extension DaemonProcess {
     /// The daemon with one simulated separator playing the ratio-drift scenario at 60x (an AC_RATIO
     /// warning about 26 s in) and the API on a port the kernel picks.
     static func ratioDrift(in directory: URL) throws -> DaemonProcess {
+        try simulated(scenario: Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path, speed: 60, in: directory)
+    }
+
+    /// The daemon with one simulated separator (`optia-sim`) playing `scenario`, the API on a port
+    /// the kernel picks; `extra` is more TOML (profiles, for one).
+    static func simulated(scenario: String, speed: Int, extra: String = "", in directory: URL) throws -> DaemonProcess {
         try DaemonProcess(
             config: """
                 format = 1
@@ -184,10 +190,11 @@ extension DaemonProcess {
                 [[device]]
                 name = "optia-sim"
                 transport = "simulator"
-                scenario = "\(Paths.scenarios.appendingPathComponent("fault-ratio-drift.toml").path)"
-                speed = 60
+                scenario = "\(scenario)"
+                speed = \(speed)
                 [api]
                 listen = "127.0.0.1:0"
+                \(extra)
                 """, directory: directory)
     }
 }

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import Monitor
+import RecordStore
+
+/// A store that refuses writes (full disk, read-only, I/O errors) is an alarm of the daemon itself:
+/// one journal line when it starts and one when it ends, a `store` event on the live stream, the
+/// alarm in the API and on the dashboard (HealthBoard), a metric. The device is not answered
+/// meanwhile, so it keeps every unstored message and sends it again. When writes succeed again the
+/// episode is written into the record as two events, at their own times.
+struct StoreFailureReporter: Sendable {
+    let store: RecordStore
+    let feed: LiveFeed
+    let logger: Logger
+
+    /// The stream's `store` event (docs/api.md).
+    struct StoreEvent: Encodable {
+        var state: String
+        var code = StoreAlarm.code
+        var message: String
+        var since: Date
+        var failedWrites: Int
+        var at: Date
+    }
+
+    func watch(_ health: HealthBoard) {
+        let store = self.store
+        let feed = self.feed
+        let logger = self.logger
+        health.observeStoreFailures { started, ended in
+            if let started {
+                let message = StoreAlarm.message(started.description, path: store.path)
+                logger.critical(
+                    "raised \(StoreAlarm.code): \(message)",
+                    metadata: ["alarm_code": "\(StoreAlarm.code)", "alarm_level": "alarm", "alarm_transition": "raised"])
+                feed.publish(
+                    "store",
+                    StoreEvent(
+                        state: "failing", message: message, since: Self.date(started.sinceUnixMilliseconds), failedWrites: started.failedWrites,
+                        at: Date()))
+            }
+            if let ended {
+                let seconds = Double(DaemonClock.wallMilliseconds - ended.sinceUnixMilliseconds) / 1000
+                let message =
+                    "The record store takes writes again after \(String(format: "%.0f", seconds)) s and \(ended.failedWrites) refused write(s); the separator resends what was not acknowledged."
+                logger.notice(
+                    "cleared \(StoreAlarm.code): \(message)",
+                    metadata: ["alarm_code": "\(StoreAlarm.code)", "alarm_level": "alarm", "alarm_transition": "cleared"])
+                feed.publish(
+                    "store",
+                    StoreEvent(
+                        state: "ok", message: message, since: Self.date(ended.sinceUnixMilliseconds), failedWrites: ended.failedWrites,
+                        at: Date()))
+                Task {
+                    do {
+                        try await store.recordEvent(
+                            kind: "store_failed", deviceSerial: nil, detail: ended.description, atUnixMilliseconds: ended.sinceUnixMilliseconds,
+                            usingReserve: true)
+                        try await store.recordEvent(
+                            kind: "store_recovered", deviceSerial: nil, detail: message, atUnixMilliseconds: DaemonClock.wallMilliseconds,
+                            usingReserve: true)
+                    } catch {
+                        logger.error("cannot record the store failure that just ended: \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+}
