@@ -153,7 +153,6 @@ public struct RunMonitor: Sendable {
         let stamp = Stamp(at: receivedAt, runTime: runTime, deviceTimestamp: first.timestamp)
         initialTransitions =
             raiseLatched(.dataRunStartMissing, level: .alarm, value: nil, limit: nil, unit: "", message: message, stamp: stamp)
-            .map { [$0] } ?? []
     }
 
     /// Takes in the RUN_START of a run watched without it (resent after a cable pull, or found
@@ -292,9 +291,8 @@ public struct RunMonitor: Sendable {
             }
             let text = comment.text.isEmpty ? comment.code : comment.text
             let sentence = "Separator \(level == .alarm ? "alarm" : "warning") \(comment.code): \(text)."
-            if let t = raiseLatched(.device(comment.code), level: level, value: nil, limit: nil, unit: "", message: sentence, stamp: stamp) {
-                evaluation.transitions.append(t)
-            }
+            evaluation.transitions += raiseLatched(
+                .device(comment.code), level: level, value: nil, limit: nil, unit: "", message: sentence, stamp: stamp)
         }
         return evaluation
     }
@@ -1020,9 +1018,7 @@ public struct RunMonitor: Sendable {
                 unit = "s"
             }
             let message = sentences + " The sample is kept and marked."
-            if let t = raiseLatched(code, level: .alarm, value: value, limit: nil, unit: unit, message: message, stamp: stamp) {
-                out.append(t)
-            }
+            out += raiseLatched(code, level: .alarm, value: value, limit: nil, unit: unit, message: message, stamp: stamp)
         }
         return out
     }
@@ -1115,7 +1111,24 @@ public struct RunMonitor: Sendable {
 
     /// Event-like alarms: raised when seen; seen again while active, the
     /// alarm is updated (and escalated if the new one is more severe).
+    /// An acknowledged latched alarm still active (acknowledged before acknowledgements ended them,
+    /// or adopted from the store after a restart) that is seen again ends, and a new alarm is raised:
+    /// staff must see the new occurrence, and the store keeps it as its own row.
     private mutating func raiseLatched(
+        _ code: AlarmCode, level: AlarmLevel, value: Double?, limit: Double?, unit: String, message: String, stamp: Stamp
+    ) -> [AlarmTransition] {
+        var out: [AlarmTransition] = []
+        if let index = activeAlarms.firstIndex(where: { $0.code == code }), let by = activeAlarms[index].acknowledgedBy {
+            let ended = activeAlarms.remove(at: index)
+            out.append(Self.cleared(ended, reason: "acknowledged by \(by); seen again", stamp: stamp))
+        }
+        if let t = raiseLatchedOnce(code, level: level, value: value, limit: limit, unit: unit, message: message, stamp: stamp) {
+            out.append(t)
+        }
+        return out
+    }
+
+    private mutating func raiseLatchedOnce(
         _ code: AlarmCode, level: AlarmLevel, value: Double?, limit: Double?, unit: String, message: String, stamp: Stamp
     ) -> AlarmTransition? {
         if let index = activeAlarms.firstIndex(where: { $0.code == code }) {

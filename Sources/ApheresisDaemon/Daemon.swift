@@ -36,6 +36,7 @@ public struct Daemon: Sendable {
         let metrics = DaemonMetrics()
         let feed = LiveFeed()
         StoreFailureReporter(store: store, feed: feed, logger: logger).watch(health)
+        await OpenRunSweep.closeSilentRuns(store: store, timeout: configuration.openRunTimeout, logger: logger)
         health.observeLinkChanges { device, state in
             feed.publish("link", LinkEvent(device: device, linkState: state.rawValue, at: Date()))
         }
@@ -45,6 +46,10 @@ public struct Daemon: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
 
         var services: [any Service] = []
+        let wireDevices = configuration.devices.filter {
+            if case .export = $0.transport { return false }
+            return true
+        }
         for device in configuration.devices {
             let settings = DeviceService.Settings(
                 reconnectInitial: device.reconnectInitial, reconnectMax: device.reconnectMax,
@@ -52,7 +57,8 @@ public struct Daemon: Sendable {
             func wireDevice(_ source: any LinkSource) -> DeviceService {
                 let pipeline = MessagePipeline(
                     deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
-                    metrics: metrics, feed: feed, watches: watches, openRunTimeout: configuration.openRunTimeout, logger: logger)
+                    metrics: metrics, feed: feed, watches: watches, openRunTimeout: configuration.openRunTimeout,
+                    adoptUnnamedDevices: wireDevices.count == 1, logger: logger)
                 control.add(pipeline)
                 return DeviceService(
                     name: device.name, source: source, pipeline: pipeline, group: group, health: health, settings: settings,

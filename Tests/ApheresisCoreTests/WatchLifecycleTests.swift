@@ -225,6 +225,21 @@ func midRunHarness(profile: LimitProfile = .standard, feed: Feed = feedAnHourIn(
 }
 
 @Suite struct Restoring {
+    /// A separator alarm acknowledged but still active in the store (written by an earlier build, or
+    /// adopted after a restart) that the separator raises again is a new alarm, never a silent repeat.
+    @Test func anAcknowledgedLatchedAlarmFromTheStoreSeenAgainIsANewAlarm() {
+        var h = Harness()
+        h.ticks(2)
+        h.monitor.reconcile(with: [
+            StoredAlarmState(
+                code: .device("AIR_IN_RETURN"), level: .alarm, acknowledgedBy: "RN-A", value: nil, limit: nil, unit: "",
+                message: "Separator alarm AIR_IN_RETURN: Air.", runTimeMinutes: 0.1)
+        ])
+        let again = h.send(commentMessage(kind: .alarm, code: "AIR_IN_RETURN", text: "Air", severity: .alarm, at: h.feed))
+        #expect(again.transitions.map(\.kind) == [.cleared(reason: "acknowledged by RN-A; seen again"), .raised])
+        #expect(h.monitor.activeAlarms.first { $0.code == .device("AIR_IN_RETURN") }?.acknowledgedBy == nil)
+    }
+
     /// The live watch saw stale telemetry and a link down; the replay cannot (it has only messages).
     @Test func theStoreDecidesWhatIsActive() throws {
         var live = Harness()

@@ -56,6 +56,16 @@ extension Integration {
             """
         }
 
+        /// A failure inside `body` (a reply cut short, say) with the daemon's own account of it.
+        static func explained(_ daemon: DaemonProcess, _ body: () async throws -> Void) async throws {
+            do {
+                try await body()
+            } catch {
+                throw SimulatorFailure(
+                    description: "\(error); the daemon is \(daemon.process.isRunning ? "running" : "gone (status \(daemon.process.terminationStatus))"): \(daemon.failureText)")
+            }
+        }
+
         static func write(_ text: String, to directory: URL, name: String) throws -> String {
             let url = directory.appendingPathComponent(name)
             try text.write(to: url, atomically: true, encoding: .utf8)
@@ -97,10 +107,12 @@ extension Integration {
                     """, in: directory)
             let base = try daemon.apiBase()
             var alarm: [String: Any] = [:]
-            try await eventuallyAsync("AC_RATIO at alarm level for 8:1 against 12:1 (\(tickInterval) s ticks): \(daemon.failureText)", timeout: .seconds(90)) {
-                guard let a = try await Self.activeAlarm(base, "AC_RATIO"), a["level"] as? String == "alarm" else { return false }
-                alarm = a
-                return true
+            try await Self.explained(daemon) {
+                try await eventuallyAsync("AC_RATIO at alarm level for 8:1 against 12:1 (\(tickInterval) s ticks): \(daemon.failureText)", timeout: .seconds(90)) {
+                    guard let a = try await Self.activeAlarm(base, "AC_RATIO"), a["level"] as? String == "alarm" else { return false }
+                    alarm = a
+                    return true
+                }
             }
             #expect((alarm["value"] as? Double ?? 99) <= 10, "raised at or past the line: \(alarm)")
             #expect((alarm["limit"] as? Double) == 10, "the line as configured (12 - 2.0), without binary noise: \(alarm)")
@@ -161,6 +173,8 @@ extension Integration {
             // The separator goes silent (stopped, its socket still open): the age of its last byte
             // grows, STALE_TELEMETRY is raised, and the link is down without coming "up" again on
             // each reopen of a silent socket.
+            // LINK_DOWN rows before the silence (a slow commit on a loaded machine may have made one).
+            let linkDownBefore = try await Self.alarms(base, state: "all").filter { $0["code"] as? String == "LINK_DOWN" }.count
             kill(sim.process.processIdentifier, SIGSTOP)
             try await eventuallyAsync("the last byte ages while the line is silent", timeout: .seconds(30)) {
                 let r = try await HTTP.request("GET", base + "/api/v1/devices")
@@ -176,7 +190,7 @@ extension Integration {
             try await Task.sleep(for: .seconds(7))
             #expect(try await Self.activeAlarm(base, "LINK_DOWN") != nil, "LINK_DOWN stays raised on a silent line")
             let linkDown = try await Self.alarms(base, state: "all").filter { $0["code"] as? String == "LINK_DOWN" }
-            #expect(linkDown.count == 1, "no flapping: one LINK_DOWN, never cleared in between: \(linkDown)")
+            #expect(linkDown.count == linkDownBefore + 1, "no flapping: one LINK_DOWN, never cleared in between: \(linkDown)")
             r = try await HTTP.request("GET", base + "/api/v1/devices")
             let device = (r.data as? [[String: Any]])?.first ?? [:]
             #expect(device["link_state"] as? String != "up", "a silent line is not up: \(device)")
@@ -188,24 +202,24 @@ extension Integration {
                 return linkDown == nil && stale == nil
             }
 
-            // The cable out and the daemon killed together, then the daemon restarted: the open run
-            // is watched again at once, LINK_DOWN is raised for it, and it goes stale by the clock.
-            sim.killHard()
+            // The daemon killed, then the cable pulled (the separator gone), then the daemon restarted:
+            // the open run is watched again at once, LINK_DOWN is raised for it by the first failed
+            // open, and it goes stale by the clock. Both are new rows: the earlier ones had cleared.
+            let before = try await Self.alarms(base, state: "all")
+            func count(_ rows: [[String: Any]], _ code: String) -> Int { rows.filter { $0["code"] as? String == code }.count }
+            #expect(before.allSatisfy { ["LINK_DOWN", "STALE_TELEMETRY"].contains($0["code"] as? String ?? "") ? $0["state"] as? String == "cleared" : true })
             daemon.killHard()
-            let restartedAt = Date()
+            sim.killHard()
             daemon = try DaemonProcess(config: config, directory: directory)
             base = try daemon.apiBase()
-            r = try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/watch")
             try await eventuallyAsync("the run is watched again after the restart", timeout: .seconds(15)) {
                 (try await HTTP.request("GET", base + "/api/v1/runs/\(runID)/watch")).status == 200
             }
             for code in ["LINK_DOWN", "STALE_TELEMETRY"] {
                 try await eventuallyAsync("\(code) raised after the restart with the cable out: \(daemon.failureText)", timeout: .seconds(40)) {
-                    guard let a = try await Self.activeAlarm(base, code), let raised = a["raised_at"] as? String else { return false }
-                    let formatter = ISO8601DateFormatter()
-                    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                    let at = formatter.date(from: raised) ?? ISO8601DateFormatter().date(from: raised) ?? .distantPast
-                    return at >= restartedAt.addingTimeInterval(-1)
+                    let after = try await Self.alarms(base, state: "all")
+                    let active = try await Self.activeAlarm(base, code)
+                    return count(after, code) == count(before, code) + 1 && active != nil
                 }
             }
             // Each condition once: nothing raised twice by the rebuilt watcher.
@@ -218,7 +232,9 @@ extension Integration {
 
         // MARK: A full disk
 
-        @Test("a full store volume raises the store alarm (API, metric, journal once), alarms still reach the stream, nothing is lost")
+        @Test(
+            "a full store volume raises the store alarm (API, metric, journal once), alarms still reach the stream, nothing is lost",
+            .enabled(if: getuid() == 0, "mounts a small tmpfs: needs root, as CI runs"))
         func fullDisk() async throws {
             let directory = try Paths.temporaryDirectory("full-disk")
             let volume = directory.appendingPathComponent("volume")
@@ -228,7 +244,7 @@ extension Integration {
             mounted.arguments = ["-t", "tmpfs", "-o", "size=24m", "tmpfs", volume.path]
             try mounted.run()
             mounted.waitUntilExit()
-            try #require(mounted.terminationStatus == 0, "this test needs to mount a small tmpfs (run as root)")
+            try #require(mounted.terminationStatus == 0, "mount -t tmpfs failed although running as root")
             defer {
                 let unmount = Process()
                 unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
@@ -322,7 +338,7 @@ extension Integration {
                         code = "AIR_DETECTED"
                         text = "Air in the return line"
                         [[timeline]]
-                        at_min = 12
+                        at_min = 16
                         action = "device_alarm"
                         code = "AIR_DETECTED"
                         text = "Air in the return line"

@@ -43,11 +43,18 @@ actor MessagePipeline {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var serialNumber: String?
+    /// The open runs could not be read at start: tried again on each clock tick until they are.
+    private var restorePending = false
+    /// Devices stored before link names were kept (an earlier build) are this link's when it is the
+    /// only wire link configured.
+    let adoptUnnamedDevices: Bool
 
     init(
         deviceName: String, store: RecordStore, profiles: [LimitProfile], health: HealthBoard, metrics: DaemonMetrics? = nil,
-        feed: LiveFeed? = nil, watches: RunWatchBoard? = nil, openRunTimeout: Duration = .seconds(12 * 3600), logger: Logger
+        feed: LiveFeed? = nil, watches: RunWatchBoard? = nil, openRunTimeout: Duration = .seconds(12 * 3600),
+        adoptUnnamedDevices: Bool = false, logger: Logger
     ) {
+        self.adoptUnnamedDevices = adoptUnnamedDevices
         self.metrics = metrics
         self.feed = feed
         self.watches = watches
@@ -76,7 +83,7 @@ actor MessagePipeline {
             do {
                 try await store.quarantine(raw: text, reason: error.description, deviceSerial: serialNumber, atUnixMilliseconds: wall)
             } catch {
-                return storeFailed(error)
+                return storeFailed(error, doing: "quarantining a message that does not parse")
             }
             storeWrote()
             health.update(deviceName) { $0.quarantined += 1 }
@@ -99,6 +106,9 @@ actor MessagePipeline {
             switch await restoreMonitor(key, now: now) {
             case .watching(let restored): monitor = restored
             case .closed: break
+            case .failed:
+                // Not a new run: unanswered, the device sends it again and the restore is tried again.
+                return false
             case .unknown:
                 // The daemon started mid-run, or RUN_START was quarantined: watch from here with what
                 // is known, and say that the start is missing.
@@ -139,6 +149,7 @@ actor MessagePipeline {
         do {
             let outcome: CommitOutcome
             let commitStarted = ContinuousClock.now
+            var alarmsRefused = false
             do {
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
@@ -146,17 +157,29 @@ actor MessagePipeline {
             } catch let error as RecordStoreError where error.isAlarmDisagreement {
                 // The watcher and the store disagree about an alarm: keep the message, which matters
                 // more, and say so.
-                logger.error("alarm changes refused by the store (\(error)); storing the message without them", metadata: metadata(message))
+                logger.error(
+                    "alarm changes refused by the store (\(error)); storing message #\(message.sequenceNumber) without them and taking the store's alarms",
+                    metadata: metadata(message))
+                alarmsRefused = true
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
                     sampleQuality: quality.map(\.storeLabel), linkName: deviceName)
             }
             metrics?.observeCommit(device: deviceName, duration: ContinuousClock.now - commitStarted)
-            storeWrote()
             switch outcome {
             case .stored:
+                storeWrote()
                 health.update(deviceName) { $0.messagesStored += 1 }
                 lastMessageAt[key] = now
+                if alarmsRefused, var watching = monitor {
+                    // The store holds other alarms than the watcher believed: it decides, and what the
+                    // watcher still sees is raised again (and stored) by the next judgement.
+                    if let ref = try? await runReference(key), let active = try? await store.activeAlarms(runRef: ref) {
+                        watching.reconcile(with: active.compactMap(StoredAlarmState.init))
+                        monitor = watching
+                    }
+                    transitions = []
+                }
                 if let monitor, monitor.isOpen {
                     monitors[key] = monitor
                 } else {
@@ -187,6 +210,7 @@ actor MessagePipeline {
                 health.update(deviceName) { $0.duplicates += 1 }
                 logger.debug("message #\(message.sequenceNumber) already stored: acknowledged again", metadata: metadata(message))
             case .conflict(let reference):
+                storeWrote()
                 health.update(deviceName) { $0.quarantined += 1 }
                 logger.error(
                     "message #\(message.sequenceNumber) differs from the stored one with that number: kept in quarantine (\(reference))",
@@ -194,7 +218,7 @@ actor MessagePipeline {
             }
             return true
         } catch {
-            return storeFailed(error)
+            return storeFailed(error, doing: "storing message #\(message.sequenceNumber) of run \(key.runID)")
         }
     }
 
@@ -214,7 +238,7 @@ actor MessagePipeline {
                     kind: j.judged ? "limit_judged" : "limit_not_judged", deviceSerial: key.serial, runID: key.runID, detail: detail + at,
                     atUnixMilliseconds: DaemonClock.wallMilliseconds)
             } catch {
-                _ = storeFailed(error)
+                _ = storeFailed(error, doing: "recording that \(j.code.rawValue) is \(j.judged ? "judged again" : "not judged")")
             }
             var metadata = metadata()
             metadata["run_id"] = "\(key.runID)"
@@ -229,36 +253,60 @@ actor MessagePipeline {
         case watching(RunMonitor)
         /// The store holds the run as closed: nothing to watch.
         case closed
-        /// The store does not know the run (or cannot rebuild it): a new run for this daemon.
+        /// The store does not know the run: a new run for this daemon.
         case unknown
+        /// The store could not be read: not a new run; try again.
+        case failed
     }
 
     /// At start, before the link opens: every open run last seen on this link is watched again, so
     /// that a cable out at restart raises LINK_DOWN and a silent run goes stale by the clock.
     func restoreOpenRuns(now: Duration) async {
-        await exclusively {
-            do {
-                let serials = try await store.serials(linkName: deviceName)
-                if serialNumber == nil, let newest = serials.first {
-                    serialNumber = newest
-                    health.update(deviceName) { $0.serialNumber = newest }
-                }
-                for serial in serials {
-                    for run in try await store.openRuns(deviceSerial: serial) {
-                        let key = RunKey(serial: serial, runID: run.runID)
-                        guard monitors[key] == nil else { continue }
-                        if case .watching(let monitor) = await restoreMonitor(key, now: now) {
-                            monitors[key] = monitor
-                            _ = await recordWatch(monitor, key: key, movedOn: false)
-                        }
+        await exclusively { await restoreOpenRunsInTurn(now: now) }
+    }
+
+    private func restoreOpenRunsInTurn(now: Duration) async {
+        do {
+            var serials = try await store.serials(linkName: deviceName)
+            if serials.isEmpty, adoptUnnamedDevices {
+                // Stored by a build that did not keep link names: with one wire link, they came on it.
+                let open = Set(try await store.openRuns().map(\.deviceSerial))
+                serials = try await store.devices().filter { $0.name == nil && open.contains($0.serial) }
+                    .sorted { $0.lastSeenAtUnixMilliseconds > $1.lastSeenAtUnixMilliseconds }.map(\.serial)
+            }
+            if serialNumber == nil, let newest = serials.first {
+                serialNumber = newest
+                health.update(deviceName) { $0.serialNumber = newest }
+            }
+            for serial in serials {
+                for run in try await store.openRuns(deviceSerial: serial) {
+                    let key = RunKey(serial: serial, runID: run.runID)
+                    guard monitors[key] == nil else { continue }
+                    switch await restoreMonitor(key, now: now) {
+                    case .watching(let monitor):
+                        monitors[key] = monitor
+                        _ = await recordWatch(monitor, key: key, movedOn: false)
+                    case .failed: throw RestoreFailed(runID: run.runID)
+                    case .closed, .unknown: break
                     }
                 }
-                // A run already past its silence limit at restart goes stale now, not at its next message.
-                await evaluateAll(now: now) { $0.checkStaleness(now: now) }
-            } catch {
-                logger.error("cannot read the open runs of this link to watch them again: \(error)", metadata: metadata())
             }
+            restorePending = false
+            // Runs silent past the open-run timeout are closed first (without an alarm raised only to be
+            // cleared); the others that are past their silence limit go stale now, not at a next message.
+            await closeSilentRuns(now: now)
+            await evaluateAll(now: now) { $0.checkStaleness(now: now) }
+        } catch {
+            if !restorePending {
+                logger.error("cannot read the open runs of this link to watch them again (trying again): \(error)", metadata: metadata())
+            }
+            restorePending = true
         }
+    }
+
+    struct RestoreFailed: Error, CustomStringConvertible {
+        var runID: String
+        var description: String { "run \(runID) could not be rebuilt from the store" }
     }
 
     /// After a daemon restart in the middle of a run, the watcher is rebuilt by replaying the run's
@@ -274,8 +322,13 @@ actor MessagePipeline {
             // is judged by how long it has really been silent.
             var messages: [(message: SeparatorMessage, receivedAt: Duration)] = []
             for m in stored {
-                guard let decoded = try? E1394Decoder.decode(m.raw) else { continue }
-                messages.append((decoded, now - .milliseconds(max(0, wallNow - m.receivedAtUnixMilliseconds))))
+                do {
+                    let decoded = try E1394Decoder.decode(m.raw)
+                    messages.append((decoded, now - .milliseconds(max(0, wallNow - m.receivedAtUnixMilliseconds))))
+                } catch {
+                    // Stored messages decoded once; one that no longer does is left out, and said.
+                    logger.error("run \(key.runID): stored message \(m.id) does not decode any more (\(error)); left out of the replay")
+                }
             }
             guard let first = messages.first else { return .unknown }
             var monitor: RunMonitor
@@ -322,7 +375,7 @@ actor MessagePipeline {
             return monitor.isOpen ? .watching(monitor) : .closed
         } catch {
             logger.error("cannot restore the watcher of run \(key.runID): \(error)", metadata: metadata())
-            return .unknown
+            return .failed
         }
     }
 
@@ -380,8 +433,15 @@ actor MessagePipeline {
         deviceSerial: String, runID: String, code: String, record: @Sendable () async throws -> AlarmRow
     ) async throws -> AlarmRow? {
         let key = RunKey(serial: deviceSerial, runID: runID)
-        guard monitors[key] != nil else { return nil }
+        // Decided in the turn: at start the open runs may still be being restored.
         return try await exclusively {
+            guard deviceSerial == serialNumber || monitors.keys.contains(where: { $0.serial == deviceSerial }) else { return nil }
+            if monitors[key] == nil, case .watching(let restored) = await restoreMonitor(key, now: DaemonClock.monotonic) {
+                monitors[key] = restored
+            }
+            guard monitors[key] != nil else { return nil }
+            // Alarms the store has not taken yet go first: the acknowledgement must find its alarm.
+            _ = await flushPending(key)
             let row = try await record()
             guard var monitor = monitors[key], let user = row.acknowledgedBy else { return row }
             let now = DaemonClock.monotonic
@@ -442,6 +502,7 @@ actor MessagePipeline {
     /// Stale telemetry and the open-run timeout: called on the device loop's tick, also while the link is down.
     func checkStaleness(now: Duration) async {
         await exclusively {
+            if restorePending { await restoreOpenRunsInTurn(now: now) }
             for key in pendingAlarmChanges.keys { _ = await flushPending(key) }
             await evaluateAll(now: now) { $0.checkStaleness(now: now) }
             await closeSilentRuns(now: now)
@@ -455,7 +516,7 @@ actor MessagePipeline {
                 atUnixMilliseconds: DaemonClock.wallMilliseconds)
             storeWrote()
         } catch {
-            _ = storeFailed(error)
+            _ = storeFailed(error, doing: "recording the link change")
         }
         await exclusively { await evaluateAll(now: now) { $0.linkChanged(up: up, now: now) } }
     }
@@ -465,6 +526,8 @@ actor MessagePipeline {
     private func closeSilentRuns(now: Duration) async {
         for (key, var monitor) in monitors {
             guard let last = lastMessageAt[key], now - last >= openRunTimeout else { continue }
+            // Its alarms still waiting for the store first, or the close would leave them active.
+            guard await flushPending(key) else { continue }
             let reason = "no message for \(AlarmJournal.number(Self.seconds(openRunTimeout) / 60)) min: closed by timeout without RUN_END"
             let transitions = monitor.close(reason: reason, now: now)
             do {
@@ -474,7 +537,7 @@ actor MessagePipeline {
                     atUnixMilliseconds: DaemonClock.wallMilliseconds)
                 storeWrote()
             } catch {
-                _ = storeFailed(error)
+                _ = storeFailed(error, doing: "closing run \(key.runID) by timeout")
                 continue
             }
             logger.warning("run \(key.runID): \(reason)", metadata: metadata())
@@ -533,7 +596,7 @@ actor MessagePipeline {
                 // Written before a crash, or the run is closed: nothing to keep waiting for.
                 logger.error("run \(key.runID): alarm changes refused by the store (\(error)); left out", metadata: metadata())
             } catch {
-                return storeFailed(error)
+                return storeFailed(error, doing: "writing alarm changes of run \(key.runID)")
             }
             pendingAlarmChanges[key]?.removeFirst()
             if pendingAlarmChanges[key]?.isEmpty == true { pendingAlarmChanges[key] = nil }
@@ -545,11 +608,22 @@ actor MessagePipeline {
         health.storeWrote(at: DaemonClock.monotonic)
     }
 
-    /// The journal line for a failing store comes once per episode (StoreFailureReporter); each refused
-    /// message is a debug line, the device resends it.
-    private func storeFailed(_ error: any Error) -> Bool {
-        health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
-        logger.debug("store write failed, message left unanswered for the device to resend: \(error)", metadata: metadata())
+    /// A store that refuses writes (disk full, read-only, I/O, locked) is the daemon's STORE_WRITE_FAILED
+    /// alarm, told once per episode (StoreFailureReporter), each refused write a debug line. A refusal
+    /// of what was asked (an inconsistent alarm step) is not a failing store: an error line, naming it.
+    private func storeFailed(_ error: any Error, doing what: String) -> Bool {
+        if Self.isStoreFailure(error) {
+            health.storeFailed(RecordStore.storageFailure(error).description, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
+            logger.debug("store write failed while \(what), left for later: \(error)", metadata: metadata())
+        } else {
+            logger.error("the store refused \(what): \(error)", metadata: metadata())
+        }
+        return false
+    }
+
+    static func isStoreFailure(_ error: any Error) -> Bool {
+        guard let error = error as? RecordStoreError else { return true }
+        if case .storageFull = error { return true }
         return false
     }
 

@@ -210,6 +210,8 @@ final class DeviceService: Service, Sendable {
                     }
                     let actions = buffer.withUnsafeReadableBytes { receiver.receive($0, now: now) }
                     try await perform(actions, receiver: &receiver, outbound: outbound)
+                    // While a message was being stored the device waited for our answer: that silence is ours.
+                    lastByte = DaemonClock.monotonic
                 case .closed(let error):
                     return error.map { .error($0) } ?? .closedByDevice
                 case .tick:

@@ -49,6 +49,7 @@ final class ExportDirectoryService: Service, Sendable {
 
     func run() async throws {
         var seen: Set<FileKey> = []
+        var pendingAlarms: [PendingAlarms] = []
         var reportedMissing = false
         while !Task.isCancelledOrShuttingDown {
             health.loopProgressed(name, at: DaemonClock.monotonic)
@@ -61,8 +62,14 @@ final class ExportDirectoryService: Service, Sendable {
                     $0.lastError = nil
                 }
                 reportedMissing = false
+                // Alarms of an ingested file that the store could not take yet: before anything new.
+                var stillPending: [PendingAlarms] = []
+                for pending in pendingAlarms where !(await recordAlarms(pending)) { stillPending.append(pending) }
+                pendingAlarms = stillPending
                 for file in candidates where !seen.contains(file) {
-                    if await ingest(file) { seen.insert(file) }
+                    let (handled, alarms) = await ingest(file)
+                    if handled { seen.insert(file) }
+                    if let alarms, !(await recordAlarms(alarms)) { pendingAlarms.append(alarms) }
                 }
             } catch {
                 health.update(name) {
@@ -92,15 +99,22 @@ final class ExportDirectoryService: Service, Sendable {
         }
     }
 
-    /// Returns true when the file is dealt with (ingested, known, or moved aside).
-    private func ingest(_ file: FileKey) async -> Bool {
+    /// A run known only from its file, whose alarms are still to be recorded.
+    struct PendingAlarms: Sendable {
+        var export: ExportRun
+        var runRef: Int64
+    }
+
+    /// Whether the file is dealt with (ingested, known, or moved aside), and the alarms to record for a
+    /// run known only from it.
+    private func ingest(_ file: FileKey) async -> (handled: Bool, alarms: PendingAlarms?) {
         let path = directory + "/" + file.name
         let bytes: [UInt8]
         do {
             bytes = try await NIOThreadPool.singleton.runIfActive { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
         } catch {
             logger.warning("cannot read export file \(path): \(error)")
-            return false
+            return (false, nil)
         }
         health.update(name) { $0.lastByteAt = DaemonClock.monotonic }
         let hash = SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(2) }.joined()
@@ -113,10 +127,10 @@ final class ExportDirectoryService: Service, Sendable {
                 // No #END yet: a device that writes in place instead of renaming may
                 // still be writing. Unchanged for 30 s, it is cut short: rejected.
                 logger.debug("export file \(file.name) is not complete yet")
-                return false
+                return (false, nil)
             }
             await reject(file.name, path: path, hash: hash, bytes: bytes, reason: error.description, wall: wall)
-            return true
+            return (true, nil)
         }
         do {
             let outcome = try await store.ingestExport(export, path: path, contentSHA256: hash, atUnixMilliseconds: wall)
@@ -130,24 +144,32 @@ final class ExportDirectoryService: Service, Sendable {
                 logger.notice(
                     "ingested export file \(file.name): run \(export.runID), \(newSamples) new sample(s) of \(export.rows.count)",
                     metadata: ["device_serial": "\(export.device.serialNumber)", "run_id": "\(export.runID)"])
-                if newSamples == export.rows.count { await recordAlarms(of: export, runRef: runRef) }
+                return (true, newSamples == export.rows.count ? PendingAlarms(export: export, runRef: runRef) : nil)
             case .duplicateFile:
                 logger.info("export file \(file.name) was ingested before (same content)")
             }
-            return true
+            return (true, nil)
         } catch {
-            if health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds) != nil {
-                logger.error("cannot store export file \(file.name): \(error); will retry")
+            if MessagePipeline.isStoreFailure(error) {
+                let failure = RecordStore.storageFailure(error).description
+                if health.storeFailed(failure, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds) != nil {
+                    logger.error("cannot store export file \(file.name): \(failure); will retry")
+                }
+            } else {
+                logger.error("the store refused export file \(file.name): \(error); will retry")
             }
-            return false
+            return (false, nil)
         }
     }
 
     /// A run known only from its file is watched after the fact: the same watcher as live runs, so
     /// its alarms are in the record, the journal and on the stream too.
-    private func recordAlarms(of export: ExportRun, runRef: Int64) async {
+    /// True when done (recorded, or nothing to record); false while the store refuses writes.
+    private func recordAlarms(_ pending: PendingAlarms) async -> Bool {
+        let export = pending.export
+        let runRef = pending.runRef
         let messages = export.messages()
-        guard let first = messages.first else { return }
+        guard let first = messages.first else { return true }
         var monitor: RunMonitor
         var transitions: [AlarmTransition]
         var replayFrom = 0
@@ -164,15 +186,31 @@ final class ExportDirectoryService: Service, Sendable {
             // Receive times are unknown for a file: space them by the message index.
             transitions += monitor.ingest(message, receivedAt: .seconds(index)).transitions
         }
-        let changes = transitions.compactMap(AlarmChange.init)
-        guard !changes.isEmpty else { return }
+        var changes = transitions.compactMap(AlarmChange.init)
+        guard !changes.isEmpty else { return true }
         let serial = export.device.serialNumber
         let wall = DaemonClock.wallMilliseconds
         do {
-            try await store.recordAlarmChanges(deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
+            do {
+                try await store.recordAlarmChanges(deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
+            } catch let error as RecordStoreError where error.isAlarmDisagreement {
+                // The run was seen live in part (its RUN_START, say): the alarms the live watch raised
+                // stay its own; the file adds the others.
+                let live = Set(try await store.alarms(runRef: runRef).map(\.code))
+                changes.removeAll { live.contains($0.code) }
+                transitions.removeAll { live.contains($0.code.rawValue) }
+                logger.notice("exported run \(export.runID): alarms \(live.sorted().joined(separator: ", ")) were raised live; the file adds the others")
+                guard !changes.isEmpty else { return true }
+                try await store.recordAlarmChanges(deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
+            }
+            health.storeWrote(at: DaemonClock.monotonic)
         } catch {
+            if MessagePipeline.isStoreFailure(error) {
+                health.storeFailed(RecordStore.storageFailure(error).description, now: DaemonClock.monotonic, wallMilliseconds: wall)
+                return false
+            }
             logger.error("cannot record the alarms of exported run \(export.runID): \(error)")
-            return
+            return true
         }
         AlarmJournal.log(transitions, runID: export.runID, serial: serial, logger: logger)
         if let feed {
@@ -182,6 +220,7 @@ final class ExportDirectoryService: Service, Sendable {
                 feed, device: name, deviceSerial: serial, runID: export.runID, alarms: changes, alarmIDs: ids,
                 at: Date(timeIntervalSince1970: Double(wall) / 1000))
         }
+        return true
     }
 
     private func reject(_ name: String, path: String, hash: String, bytes: [UInt8], reason: String, wall: Int64) async {

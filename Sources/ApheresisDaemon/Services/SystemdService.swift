@@ -92,13 +92,21 @@ final class StoreHeartbeatService: Service, Sendable {
             } catch {
                 // The journal line, stream event and alarm come once per episode (StoreFailureReporter).
                 health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
-                if case .full = RecordStore.storageFailure(error) {
+                switch RecordStore.storageFailure(error) {
+                case .full:
                     // Below the reserve the store still proves it is alive (one row, from the reserve):
                     // a full disk is an alarm to show, not a reason for systemd to restart the daemon
                     // again and again. The alarm stays until a write outside the reserve succeeds.
                     if (try? await pipelineStore.heartbeat(atUnixMilliseconds: DaemonClock.wallMilliseconds, usingReserve: true)) != nil {
                         health.storeAlive(at: DaemonClock.monotonic)
                     }
+                case .readOnly, .ioError:
+                    // The writer answered at once: alive. A restart would not mend the disk and would
+                    // take the alarm off the screens; the watchdog is for a writer that hangs.
+                    health.storeAlive(at: DaemonClock.monotonic)
+                case .other:
+                    // Locked by another process or stuck: no proof of progress, the watchdog decides.
+                    break
                 }
             }
             try? await Task.sleep(for: interval)

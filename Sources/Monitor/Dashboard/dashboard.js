@@ -764,6 +764,7 @@
     a.state = pageState(row.state, row.acknowledged_by);
     a.value = row.value;
     a.valueNow = isNum(row.value_now) ? row.value_now : null;
+    if (isNum(row.run_id)) a.runRef = row.run_id;
     a.limit = row.limit;
     a.unit = row.unit;
     a.message = row.message;
@@ -778,6 +779,7 @@
   function newAlarm(fields) {
     return {
       id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, valueNow: null, limit: null,
+      runId: null, runRef: null,
       unit: null, message: null, raisedAt: Date.now(), runTime: null, acknowledgedBy: null, acknowledgedAt: null,
       clearedAt: null, idKnownAt: null, el: null,
       // seq: the page's count of the last alarm event applied to it; asOf: the daemon's time of the
@@ -1282,6 +1284,9 @@
       const valuesNow = ev.watch.values_now || {};
       for (const a of state.alarms.values()) {
         if (a.serial !== ev.device_serial || a.state === 'cleared') continue;
+        // Only this run's alarms: another run of the device may have an alarm of the same code.
+        const sameRun = (a.runId !== null && a.runId === ev.run_id) || (a.runRef !== null && a.runRef === ev.watch.run_ref);
+        if (!sameRun) continue;
         const v = isNum(valuesNow[a.code]) ? valuesNow[a.code] : null;
         if (v !== a.valueNow) { a.valueNow = v; renderAlarm(a); }
       }
@@ -1363,6 +1368,7 @@
     // Only what the event carries: a link or stale-data alarm may have no value, limit or unit.
     for (const key of ['value', 'limit', 'unit', 'message']) if (key in ev) a[key] = ev[key];
     if (isNum(ev.run_time_minutes) && (isNew || a.runTime === null)) a.runTime = ev.run_time_minutes;
+    if (ev.run_id) a.runId = ev.run_id;
     if (ev.change === 'raised' || ev.change === 'escalated') {
       // A new alarm, or a worse level: it needs a (new) acknowledgement.
       a.state = 'active';
