@@ -149,7 +149,16 @@ extension Integration.ProductWorkflowTests {
         try page.waitFor(
             "document.querySelector('#products-list button[data-product-id=\"1\"]') !== null", timeout: .seconds(20),
             "product 1 listed; \(page.consoleText)")
-        try page.click("#products-list button[data-product-id=\"1\"]")
+        // The cards above refresh every second (the data's age): a click that lands while one of them
+        // changes height misses its button, so it is repeated until the product is selected.
+        let selected = "document.querySelector('#products-list button[data-product-id=\"1\"]')?.getAttribute('aria-pressed') === 'true'"
+        for attempt in 1...5 {
+            try page.click("#products-list button[data-product-id=\"1\"]")
+            do {
+                try page.waitFor(selected, timeout: .seconds(2), "product 1 selected")
+                break
+            } catch where attempt < 5 {}
+        }
         try page.waitFor(
             "(() => { const imgs = [...document.querySelectorAll('#product-detail img')]; return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0) })()",
             timeout: .seconds(20), "four label previews loaded; \(page.consoleText)")
