@@ -82,12 +82,13 @@ public struct Daemon: Sendable {
                         health: health, feed: feed, logger: logger))
             case .simulator(let scenario, let speed, let seed):
                 let link = "\(stateDirectory)/\(device.name).pty"
+                let reported = ReportedTerminal()
                 services.append(
                     SimulatorChildService(
                         executable: SimulatorChildService.locateExecutable(environment: environment), scenario: scenario,
                         speed: speed, seed: seed, linkPath: link, statePath: "\(stateDirectory)/\(device.name).sim-state",
-                        logger: logger))
-                services.append(wireDevice(TerminalLinkSource(path: link)))
+                        reported: reported, logger: logger))
+                services.append(wireDevice(SimulatorTerminalLinkSource(reported: reported, linkPath: link)))
             }
         }
         let apiAddress: APIAddress?

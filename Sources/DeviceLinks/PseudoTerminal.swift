@@ -38,7 +38,8 @@ public enum PseudoTerminal {
         let path = String(decoding: name.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let keeper: Int32
         do {
-            keeper = try openTerminal(path: path, baud: nil)
+            // The device's own hold on the host side is not a reader: unlocked.
+            keeper = try openRaw(path: path, baud: nil)
         } catch {
             close(master)
             throw error
@@ -46,9 +47,21 @@ public enum PseudoTerminal {
         return Pair(master: master, path: path, keeper: keeper)
     }
 
-    /// Opens a terminal device (a pty's host side, or a tty that
-    /// libserialport will not take) non-blocking and in raw mode.
-    public static func openTerminal(path: String, baud: Int?) throws(SystemError) -> Int32 {
+    /// Opens a terminal device (a pty's host side, or a tty that libserialport
+    /// will not take) non-blocking and in raw mode, as the line's one reader
+    /// (`LineLock`): refused, naming the holder, when another reader has it.
+    public static func openTerminal(path: String, baud: Int?) throws -> Int32 {
+        let fd = try openRaw(path: path, baud: baud)
+        do {
+            try LineLock.acquire(fd, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    static func openRaw(path: String, baud: Int?) throws(SystemError) -> Int32 {
         let fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path) }
         var attributes = termios()

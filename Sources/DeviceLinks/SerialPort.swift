@@ -44,6 +44,12 @@ public enum SerialPort {
         // Hand out a duplicate: libserialport closes its own on sp_close.
         let fd = dup(handle)
         guard fd >= 0 else { throw LinkError("serial \(path): \(SystemError("dup", path).description)") }
+        do {
+            try LineLock.acquire(fd, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
         sp_close(port)
         opened = false
         Descriptor.setCloseOnExec(fd)

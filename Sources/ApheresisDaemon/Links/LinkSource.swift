@@ -29,6 +29,26 @@ struct TerminalLinkSource: LinkSource {
     }
 }
 
+/// A link whose device side does not exist yet (the demo's simulator starting): not a lost cable,
+/// so no LINK_DOWN for it; staleness still runs by the clock.
+struct LinkNotReady: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
+
+/// The demo simulator's pseudo-terminal: only the one the running child reported, never what a
+/// leftover `--link` symlink points at (that terminal may belong to another program by now).
+struct SimulatorTerminalLinkSource: LinkSource {
+    var reported: ReportedTerminal
+    var linkPath: String
+    var description: String { reported.path.map { "\($0) (simulator, \(linkPath))" } ?? "simulator pseudo-terminal (\(linkPath))" }
+
+    func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        guard let path = reported.path else { throw LinkNotReady(reason: "the simulator has not reported its pseudo-terminal yet (starting, or between runs)") }
+        return try await TerminalLinkSource(path: path).connect(group: group)
+    }
+}
+
 /// A real serial port through libserialport, found by path (symlinks resolved)
 /// or by the USB adapter's serial number or VID:PID.
 struct SerialLinkSource: LinkSource {

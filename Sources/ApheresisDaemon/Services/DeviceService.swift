@@ -79,7 +79,7 @@ final class DeviceService: Service, Sendable {
                 if attempts == 1 || attempts % 20 == 0 {
                     logger.warning("cannot open link \(source.description): \(reason); retrying", metadata: ["attempts": "\(attempts)"])
                 }
-                if watchersToldUp != false {
+                if watchersToldUp != false, !(error is LinkNotReady) {
                     // A cable out at start (or still out): the open runs' LINK_DOWN, once per outage.
                     watchersToldUp = false
                     await pipeline.linkChanged(up: false, detail: "\(source.description): \(reason)", now: DaemonClock.monotonic)

@@ -5,6 +5,16 @@ import Glibc
 #endif
 import Logging
 import ServiceLifecycle
+import Synchronization
+
+/// The pseudo-terminal the running simulator child said it made ("pty: /dev/pts/N" on its first
+/// line), nil while none runs. The daemon opens only that one: a `--link` symlink left by an
+/// earlier child may point at a terminal that another program now owns.
+final class ReportedTerminal: Sendable {
+    private let state = Mutex<String?>(nil)
+    var path: String? { state.withLock { $0 } }
+    func set(_ path: String?) { state.withLock { $0 = path } }
+}
 
 /// The demo's separator: the bundled optia-sim as a child process over a
 /// pseudo-terminal, started again for a new run when one finishes. The daemon
@@ -16,9 +26,14 @@ final class SimulatorChildService: Service, Sendable {
     let seed: UInt64
     let linkPath: String
     let statePath: String
+    let reported: ReportedTerminal
     let logger: Logger
 
-    init(executable: String, scenario: String, speed: Double, seed: UInt64, linkPath: String, statePath: String, logger: Logger) {
+    init(
+        executable: String, scenario: String, speed: Double, seed: UInt64, linkPath: String, statePath: String,
+        reported: ReportedTerminal, logger: Logger
+    ) {
+        self.reported = reported
         self.executable = executable
         self.scenario = scenario
         self.speed = speed
@@ -46,9 +61,33 @@ final class SimulatorChildService: Service, Sendable {
                     "run", scenario, "--pty", "--link", linkPath, "--speed", String(speed),
                     "--seed", String(seed &+ runNumber), "--state", statePath, "--exit-with-parent",
                 ]
-                process.standardOutput = FileHandle.nullDevice
+                let output = Pipe()
+                process.standardOutput = output
+                let reported = self.reported
+                let pending = Mutex<[UInt8]>([])
+                // Read on a GCD thread (FileHandle's handler), never on the Swift pool.
+                output.fileHandleForReading.readabilityHandler = { handle in
+                    let chunk = handle.availableData
+                    if chunk.isEmpty {
+                        handle.readabilityHandler = nil
+                        return
+                    }
+                    let lines: [String] = pending.withLock { buffer in
+                        buffer += chunk
+                        var lines: [String] = []
+                        while let end = buffer.firstIndex(of: 10) {
+                            lines.append(String(decoding: buffer[..<end], as: UTF8.self))
+                            buffer.removeSubrange(...end)
+                        }
+                        return lines
+                    }
+                    for line in lines where line.hasPrefix("pty: ") { reported.set(String(line.dropFirst(5))) }
+                }
                 let exited = AsyncStream<Int32>.makeStream()
-                process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
+                process.terminationHandler = {
+                    reported.set(nil)
+                    exited.continuation.yield($0.terminationStatus)
+                }
                 do {
                     try process.run()
                 } catch {

@@ -181,7 +181,9 @@ extension DaemonProcess {
 
     /// The daemon with one simulated separator (`optia-sim`) playing `scenario`, the API on a port
     /// the kernel picks; `extra` is more TOML (profiles, for one).
-    static func simulated(scenario: String, speed: Int, extra: String = "", in directory: URL) throws -> DaemonProcess {
+    static func simulated(
+        scenario: String, speed: Int, extra: String = "", in directory: URL, environment: [String: String] = [:]
+    ) throws -> DaemonProcess {
         try DaemonProcess(
             config: """
                 format = 1
@@ -195,6 +197,6 @@ extension DaemonProcess {
                 [api]
                 listen = "127.0.0.1:0"
                 \(extra)
-                """, directory: directory)
+                """, directory: directory, environment: environment)
     }
 }
