@@ -64,7 +64,8 @@ final class SimulatorChildService: Service, Sendable {
                 let output = Pipe()
                 process.standardOutput = output
                 let reported = self.reported
-                let pending = Mutex<[UInt8]>([])
+                // The line buffer, and whether this child still runs: a line read after its exit is stale.
+                let pending = Mutex<(buffer: [UInt8], running: Bool)>(([], true))
                 // Read on a GCD thread (FileHandle's handler), never on the Swift pool.
                 output.fileHandleForReading.readabilityHandler = { handle in
                     let chunk = handle.availableData
@@ -72,20 +73,22 @@ final class SimulatorChildService: Service, Sendable {
                         handle.readabilityHandler = nil
                         return
                     }
-                    let lines: [String] = pending.withLock { buffer in
-                        buffer += chunk
-                        var lines: [String] = []
-                        while let end = buffer.firstIndex(of: 10) {
-                            lines.append(String(decoding: buffer[..<end], as: UTF8.self))
-                            buffer.removeSubrange(...end)
+                    pending.withLock { state in
+                        guard state.running else { return }
+                        state.buffer += chunk
+                        while let end = state.buffer.firstIndex(of: 10) {
+                            let line = String(decoding: state.buffer[..<end], as: UTF8.self)
+                            state.buffer.removeSubrange(...end)
+                            if line.hasPrefix("pty: ") { reported.set(String(line.dropFirst(5))) }
                         }
-                        return lines
                     }
-                    for line in lines where line.hasPrefix("pty: ") { reported.set(String(line.dropFirst(5))) }
                 }
                 let exited = AsyncStream<Int32>.makeStream()
                 process.terminationHandler = {
-                    reported.set(nil)
+                    pending.withLock { state in
+                        state.running = false
+                        reported.set(nil)
+                    }
                     exited.continuation.yield($0.terminationStatus)
                 }
                 do {
