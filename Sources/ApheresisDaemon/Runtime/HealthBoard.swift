@@ -49,7 +49,6 @@ public final class HealthBoard: Sendable {
     public struct Snapshot: Sendable {
         public var devices: [String: Device] = [:]
         public var lastStoreWrite: Duration?
-        public var storeError: String?
         public var storeFailure: StoreFailure?
         public var openRuns = 0
         public var activeAlarms = 0
@@ -91,7 +90,6 @@ public final class HealthBoard: Sendable {
     public func storeWrote(at now: Duration) -> StoreFailure? {
         let ended: StoreFailure? = state.withLock { snapshot in
             snapshot.lastStoreWrite = now
-            snapshot.storeError = nil
             let ended = snapshot.storeFailure
             snapshot.storeFailure = nil
             return ended
@@ -110,7 +108,6 @@ public final class HealthBoard: Sendable {
     @discardableResult
     public func storeFailed(_ error: String, now: Duration, wallMilliseconds: Int64) -> StoreFailure? {
         let started: StoreFailure? = state.withLock {
-            $0.storeError = error
             if var failure = $0.storeFailure {
                 failure.failedWrites += 1
                 failure.description = error

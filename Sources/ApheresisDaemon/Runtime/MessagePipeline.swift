@@ -528,7 +528,7 @@ actor MessagePipeline {
             guard let last = lastMessageAt[key], now - last >= openRunTimeout else { continue }
             // Its alarms still waiting for the store first, or the close would leave them active.
             guard await flushPending(key) else { continue }
-            let reason = "no message for \(AlarmJournal.number(Self.seconds(openRunTimeout) / 60)) min: closed by timeout without RUN_END"
+            let reason = "no message for \(AlarmJournal.number(openRunTimeout.seconds / 60)) min: closed by timeout without RUN_END"
             let transitions = monitor.close(reason: reason, now: now)
             do {
                 guard let ref = try await runReference(key) else { continue }
@@ -625,11 +625,6 @@ actor MessagePipeline {
         guard let error = error as? RecordStoreError else { return true }
         if case .storageFull = error { return true }
         return false
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        let c = d.components
-        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
     }
 
     // MARK: Journal

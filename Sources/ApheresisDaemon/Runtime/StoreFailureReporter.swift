@@ -30,27 +30,13 @@ struct StoreFailureReporter: Sendable {
         health.observeStoreFailures { started, ended in
             if let started {
                 let message = StoreAlarm.message(started.description, path: store.path)
-                logger.critical(
-                    "raised \(StoreAlarm.code): \(message)",
-                    metadata: ["alarm_code": "\(StoreAlarm.code)", "alarm_level": "alarm", "alarm_transition": "raised"])
-                feed.publish(
-                    "store",
-                    StoreEvent(
-                        state: "failing", message: message, since: Self.date(started.sinceUnixMilliseconds), failedWrites: started.failedWrites,
-                        at: Date()))
+                Self.tell(.critical, "raised", state: "failing", message: message, episode: started, logger: logger, feed: feed)
             }
             if let ended {
                 let seconds = Double(DaemonClock.wallMilliseconds - ended.sinceUnixMilliseconds) / 1000
                 let message =
                     "The record store takes writes again after \(String(format: "%.0f", seconds)) s and \(ended.failedWrites) refused write(s); the separator resends what was not acknowledged."
-                logger.notice(
-                    "cleared \(StoreAlarm.code): \(message)",
-                    metadata: ["alarm_code": "\(StoreAlarm.code)", "alarm_level": "alarm", "alarm_transition": "cleared"])
-                feed.publish(
-                    "store",
-                    StoreEvent(
-                        state: "ok", message: message, since: Self.date(ended.sinceUnixMilliseconds), failedWrites: ended.failedWrites,
-                        at: Date()))
+                Self.tell(.notice, "cleared", state: "ok", message: message, episode: ended, logger: logger, feed: feed)
                 Task {
                     do {
                         try await store.recordEvent(
@@ -65,6 +51,21 @@ struct StoreFailureReporter: Sendable {
                 }
             }
         }
+    }
+
+    /// One edge of an episode: its journal line and its `store` stream event.
+    static func tell(
+        _ level: Logger.Level, _ transition: String, state: String, message: String, episode: HealthBoard.StoreFailure,
+        logger: Logger, feed: LiveFeed
+    ) {
+        logger.log(
+            level: level, "\(transition) \(StoreAlarm.code): \(message)",
+            metadata: ["alarm_code": "\(StoreAlarm.code)", "alarm_level": "alarm", "alarm_transition": "\(transition)"])
+        feed.publish(
+            "store",
+            StoreEvent(
+                state: state, message: message, since: date(episode.sinceUnixMilliseconds), failedWrites: episode.failedWrites,
+                at: Date()))
     }
 
     static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
