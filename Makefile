@@ -29,10 +29,11 @@ build: deps
 
 # The daemon with no configuration: the bundled simulator plays a pediatric
 # CMNC collection over a pseudo-terminal (a new run every time one ends), and
-# everything is stored in ./apheresisd-state/apheresisd.sqlite. Ctrl-C stops it.
+# everything is stored per user in $XDG_STATE_HOME/apheresisd-demo (by default
+# ~/.local/state/apheresisd-demo), never in the repository. Ctrl-C stops it.
 demo: build
 	@bin=$$($(SWIFT) build --show-bin-path); \
-	echo "apheresisd demo: store in $$(pwd)/apheresisd-state, Ctrl-C to stop"; \
+	echo "apheresisd demo: store in $${XDG_STATE_HOME:-$$HOME/.local/state}/apheresisd-demo, Ctrl-C to stop"; \
 	$$bin/apheresisd --demo-scenario $(SCENARIO)
 
 test: deps

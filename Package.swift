@@ -48,6 +48,8 @@ let package = Package(
 
         // Pure modules: values in, values out, no I/O.
         .target(name: "Quantities", swiftSettings: strictSwift6),
+        // The version every executable prints for --version (one constant; bump it there).
+        .target(name: "ApheresisVersion", swiftSettings: strictSwift6),
         .target(name: "SeparatorProtocol", dependencies: ["Quantities"], swiftSettings: strictSwift6),
 
         .target(name: "ApheresisCore", dependencies: ["Quantities", "SeparatorProtocol"], swiftSettings: strictSwift6),
@@ -72,6 +74,8 @@ let package = Package(
                 "Quantities", "SeparatorProtocol", "ApheresisCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // The audit trail's heads go to the journal through swift-log (docs/products.md).
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -141,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "apheresisd",
             dependencies: [
-                "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport",
+                "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport", "ApheresisVersion", "SimulatorKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -153,6 +157,9 @@ let package = Package(
             name: "apheresisctl",
             dependencies: [
                 "ProductWorkflow", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities", "SeparatorProtocol",
+                "ApheresisVersion",
+                // The audit heads apheresisctl writes go to the journal too (docs/products.md).
+                "SystemdSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift6
@@ -174,7 +181,7 @@ let package = Package(
         .executableTarget(
             name: "optia-sim",
             dependencies: [
-                "SimulatorKit", "SeparatorProtocol", "DeviceLinks",
+                "SimulatorKit", "SeparatorProtocol", "DeviceLinks", "ApheresisVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "simulator/optia-sim",
@@ -201,7 +208,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RecordStoreTests",
-            dependencies: ["RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities"],
+            dependencies: [
+                "RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities",
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSwift6
         ),
         .testTarget(
@@ -232,7 +243,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore"],
+            dependencies: [
+                "SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore",
+                "ProductWorkflow", "DaemonConfiguration", "Labels", "ISBT128", "Quantities",
+            ],
             resources: [],
             swiftSettings: strictSwift6
         ),

@@ -24,6 +24,8 @@ public struct AlarmCode: Hashable, Sendable, RawRepresentable, CustomStringConve
     public static let dataClockJump: AlarmCode = "DATA_CLOCK_JUMP"
     /// The run is watched without its RUN_START (quarantined, or the daemon started mid-run).
     public static let dataRunStartMissing: AlarmCode = "DATA_RUN_START_MISSING"
+    /// Messages missing from the device's sequence, or TICKs missing from the run time.
+    public static let dataGap: AlarmCode = "DATA_GAP"
 
     /// The pass-through code of a separator alarm.
     public static func device(_ deviceCode: String) -> AlarmCode { AlarmCode(rawValue: "DEVICE_" + deviceCode) }
@@ -33,6 +35,7 @@ public struct AlarmCode: Hashable, Sendable, RawRepresentable, CustomStringConve
     /// run ends), because nothing later "un-happens" them.
     public var isLatched: Bool {
         isDeviceAlarm || self == .dataDecreasing || self == .dataRange || self == .dataClockJump || self == .dataRunStartMissing
+            || self == .dataGap
     }
 }
 

@@ -148,13 +148,17 @@ public struct Evaluation: Hashable, Sendable {
     public var deviceNotices: [DeviceNotice]
     /// Limits whose judged / not-judged state (or reason) changed with this message.
     public var judgements: [JudgementChange]
+    /// Telemetry found missing with this message (to be stored with the run).
+    public var gaps: [TelemetryGap]
     public init(transitions: [AlarmTransition] = [], sampleQuality: [DataQualityFlag] = [], derived: DerivedValues = DerivedValues(),
-                predictions: Predictions = Predictions(), deviceNotices: [DeviceNotice] = [], judgements: [JudgementChange] = []) {
+                predictions: Predictions = Predictions(), deviceNotices: [DeviceNotice] = [], judgements: [JudgementChange] = [],
+                gaps: [TelemetryGap] = []) {
         self.transitions = transitions
         self.sampleQuality = sampleQuality
         self.derived = derived
         self.predictions = predictions
         self.deviceNotices = deviceNotices
         self.judgements = judgements
+        self.gaps = gaps
     }
 }

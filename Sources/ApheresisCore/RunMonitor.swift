@@ -41,6 +41,14 @@ public struct RunMonitor: Sendable {
     /// run's RUN_START did not give it.
     public private(set) var inferredTotalBloodVolume: Volume?
 
+    /// Messages and TICKs missing from the run so far.
+    public var completeness: TelemetryCompleteness {
+        var c = continuity.completeness
+        c.tickInterval = c.tickInterval ?? tickInterval
+        return c
+    }
+    private var continuity = TelemetryContinuity()
+
     /// RUN_TIME samples back to the one that brackets the longest window.
     private var history: [TelemetrySample] = []
     /// RUN_TIME of the first sample with one: the warm-up is measured from it.
@@ -124,6 +132,7 @@ public struct RunMonitor: Sendable {
             values: RunStartValues(runStart), hasRunStart: true, profile: profile, receivedAt: receivedAt,
             reference: ClockReference(deviceTimestamp: runStart.timestamp, receivedAt: receivedAt, runTime: .zero))
         latestDerived.runTime = .zero
+        _ = continuity.see(sequence: runStart.sequenceNumber)
         initialTransitions = judgeStart(stamp: Stamp(at: receivedAt, runTime: .zero, deviceTimestamp: runStart.timestamp))
     }
 
@@ -251,15 +260,27 @@ public struct RunMonitor: Sendable {
         // routing business: they change nothing here.
         guard isOpen, message.order.runID == start.runID else { return unchanged }
         latestClock = max(latestClock, receivedAt)
+        // Raised before the message's own judgement, so that a RUN_END still closes it with the run.
+        // A TICK or RUN_END raises them together with its own run-time gaps (one raise, one text).
+        let sequenceGaps = continuity.see(sequence: message.sequenceNumber).map { [$0] } ?? []
+        var gapTransitions: [AlarmTransition] = []
+        if message.kind != .tick, message.kind != .runEnd {
+            let stamp = Stamp(at: receivedAt, runTime: latestDerived.runTime, deviceTimestamp: message.timestamp)
+            gapTransitions = raiseGaps(sequenceGaps, stamp: stamp)
+        }
+        var evaluation: Evaluation
         switch message.kind {
-        case .tick: return ingestTelemetry(message, receivedAt: receivedAt, ending: false)
-        case .runEnd: return ingestTelemetry(message, receivedAt: receivedAt, ending: true)
-        case .alarm: return ingestAlarm(message, receivedAt: receivedAt)
-        case .event: return ingestEvent(message)
+        case .tick: evaluation = ingestTelemetry(message, receivedAt: receivedAt, ending: false, sequenceGaps: sequenceGaps)
+        case .runEnd: evaluation = ingestTelemetry(message, receivedAt: receivedAt, ending: true, sequenceGaps: sequenceGaps)
+        case .alarm: evaluation = ingestAlarm(message, receivedAt: receivedAt)
+        case .event: evaluation = ingestEvent(message)
         case .runStart:
             adoptRunStart(message)
-            return unchanged
+            evaluation = unchanged
         }
+        evaluation.transitions = gapTransitions + evaluation.transitions
+        if message.kind != .tick, message.kind != .runEnd { evaluation.gaps = sequenceGaps + evaluation.gaps }
+        return evaluation
     }
 
     private var unchanged: Evaluation { Evaluation(derived: latestDerived, predictions: latestPredictions) }
@@ -297,7 +318,9 @@ public struct RunMonitor: Sendable {
         return evaluation
     }
 
-    private mutating func ingestTelemetry(_ message: SeparatorMessage, receivedAt: Duration, ending: Bool) -> Evaluation {
+    private mutating func ingestTelemetry(
+        _ message: SeparatorMessage, receivedAt: Duration, ending: Bool, sequenceGaps: [TelemetryGap]
+    ) -> Evaluation {
         var flags: [DataQualityFlag] = []
         var values: [ParameterCode: Double] = [:]
         for record in message.results {
@@ -365,9 +388,20 @@ public struct RunMonitor: Sendable {
         }
         inferTotalBloodVolume(from: sample)
 
+        // Run-time gaps, judged against the device's own TICK spacing once a few are known (at
+        // RUN_END with the best estimate); this sample's advance is learned first.
         if !ending {
             learnTickInterval(deviceAdvance: clockJumped ? nil : deviceAdvance, runTimeAdvance: runTimeAdvance)
             learnSpacing(deviceAdvance: deviceAdvance)
+        }
+        var gaps = sequenceGaps
+        if let runTime = sample.runTime {
+            gaps += continuity.see(runTime: runTime, deviceAdvance: deviceAdvance, period: gapPeriod, tolerance: Self.runTimeTolerance)
+        }
+        if ending { gaps += continuity.settle(period: deviceSpacingObservations.isEmpty ? tickInterval : deviceSpacing) }
+        transitions += raiseGaps(gaps, stamp: stamp)
+
+        if !ending {
             lastTickReceivedAt = receivedAt
             if let t = clear(.staleTelemetry, reason: "telemetry resumed", stamp: stamp) { transitions.append(t) }
             transitions += raiseDataQuality(flags, stamp: stamp)
@@ -383,7 +417,7 @@ public struct RunMonitor: Sendable {
             // RUN_END: final values recorded, not judged; the run is closed.
             isOpen = false
             transitions += clearAll(reason: "run ended", stamp: stamp)
-            return Evaluation(transitions: transitions, sampleQuality: flags, derived: derived, predictions: latestPredictions)
+            return Evaluation(transitions: transitions, sampleQuality: flags, derived: derived, predictions: latestPredictions, gaps: gaps)
         }
 
         var judging = structuralJudging()
@@ -403,7 +437,8 @@ public struct RunMonitor: Sendable {
         transitions += judgeProgress(derived, stamp: stamp)
         let judgements = record(judging, runTime: derived.runTime)
         return Evaluation(
-            transitions: transitions, sampleQuality: flags, derived: derived, predictions: latestPredictions, judgements: judgements)
+            transitions: transitions, sampleQuality: flags, derived: derived, predictions: latestPredictions, judgements: judgements,
+            gaps: gaps)
     }
 
     private mutating func inferTotalBloodVolume(from sample: TelemetrySample) {
@@ -1023,6 +1058,17 @@ public struct RunMonitor: Sendable {
         return out
     }
 
+    /// One DATA_GAP raise for what this message revealed: an alarm for messages missing from the
+    /// sequence (the record itself is incomplete), a warning for TICKs the device did not send.
+    private mutating func raiseGaps(_ gaps: [TelemetryGap], stamp: Stamp) -> [AlarmTransition] {
+        guard !gaps.isEmpty else { return [] }
+        let level: AlarmLevel = gaps.contains { $0.kind == .sequence } ? .alarm : .warning
+        let missing = gaps.reduce(0) { $0 + $1.missingCount }
+        let unit = Set(gaps.map(\.kind)).count > 1 ? "messages and TICKs" : gaps[0].kind == .sequence ? "messages" : "TICKs"
+        let message = gaps.map(\.sentence).joined(separator: " ") + " Telemetry so far: \(completeness.summary)."
+        return raiseLatched(.dataGap, level: level, value: Double(missing), limit: nil, unit: unit, message: message, stamp: stamp)
+    }
+
     private static func describe(_ flag: DataQualityFlag) -> String {
         switch flag {
         case .decreasing(let code, let previous, let current):
@@ -1203,6 +1249,14 @@ public struct RunMonitor: Sendable {
         deviceSpacingObservations.append(deviceAdvance)
         if deviceSpacingObservations.count > Self.tickIntervalSamples { deviceSpacingObservations.removeFirst() }
     }
+
+    /// The device's TICK period for finding gaps: its own clock's spacing of TICKs (which goes on
+    /// through pauses, and is not bounded like `tickInterval`: a non-conforming device ticking every
+    /// 5 min is not missing 59 of every 60 TICKs); nil until a few spacings are known.
+    private var gapPeriod: Seconds? {
+        deviceSpacingObservations.count >= Self.spacingSamplesForGaps ? deviceSpacing : nil
+    }
+    static let spacingSamplesForGaps = 3
 
     private mutating func learnTickInterval(deviceAdvance: Seconds?, runTimeAdvance: Seconds?) {
         // The device clock keeps going through pauses (whole seconds, ticks

@@ -25,13 +25,35 @@ public struct Daemon: Sendable {
     }
 
     public func run() async throws {
+        // Before anything starts: a taken API port refuses the start (DaemonStartRefused).
+        try await APIPreflight.check(configuration.api.listen, group: MultiThreadedEventLoopGroup.singleton)
         let stateDirectory = configuration.stateDirectory
         try await NIOThreadPool.singleton.runIfActive {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         }
-        let store = try await RecordStore.open(
-            path: configuration.databasePath, options: RecordStore.Options(reserveBytes: configuration.storeReserveBytes))
-        logger.notice("store open: \(configuration.databasePath)")
+        // The audit key: the systemd credential, else [audit] key_file, else one made beside the store (demo).
+        let auditKey = AuditKeySource.resolve(
+            keyFileOption: nil, configuredKeyFile: configuration.audit.keyFile, environment: environment)
+        if case .generated = auditKey {
+            logger.warning("audit key: generated beside the store (demo); production delivers it as the systemd credential audit-key")
+        }
+        let store: RecordStore
+        do {
+            store = try await RecordStore.open(
+                path: configuration.databasePath, options: RecordStore.Options(reserveBytes: configuration.storeReserveBytes),
+                audit: AuditOptions(
+                    key: auditKey, anchorPath: configuration.audit.anchorFile, logger: logger,
+                    setAppendOnlyAttribute: configuration.audit.appendOnlyAttribute))
+        } catch let error as AuditKeyError {
+            // A missing, unsafe or wrong key is configuration: exit 78, which systemd does not restart into.
+            throw DaemonStartRefused(message: "\(error)", exitCode: DaemonStartRefused.configurationExitCode)
+        } catch let error as AuditAnchorError {
+            // An anchor file that cannot be made where configured (ProtectSystem=strict without
+            // ReadWritePaths=), or a store whose trail was tampered with (its anchor file gone, its
+            // audit_chain not signed by the key or reset): restarting cannot help; someone must look.
+            throw DaemonStartRefused(message: "\(error)", exitCode: DaemonStartRefused.configurationExitCode)
+        }
+        logger.notice("store open: \(configuration.databasePath); audit: \(auditKey), anchor \(store.auditAnchorPath)")
         let health = HealthBoard()
         let metrics = DaemonMetrics()
         let feed = LiveFeed()

@@ -21,6 +21,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var storeReserveBytes: UInt64
     /// An open run without any message for this long is closed by the daemon (its RUN_END lost).
     public var openRunTimeout: Duration
+    /// `[audit]`: the audit key's file and the anchor file.
+    public var audit: AuditSettings = AuditSettings()
 
     public static let defaultStoreReserveBytes: UInt64 = 16 * 1_048_576
     public static let defaultOpenRunTimeout: Duration = .seconds(12 * 3600)
@@ -30,8 +32,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles,
         product: ProductSettings = .unconfigured, api: APISettings = APISettings(),
         storeReserveBytes: UInt64 = DaemonConfiguration.defaultStoreReserveBytes,
-        openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout
+        openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout, audit: AuditSettings = AuditSettings()
     ) {
+        self.audit = audit
         self.storeReserveBytes = storeReserveBytes
         self.openRunTimeout = openRunTimeout
         self.product = product

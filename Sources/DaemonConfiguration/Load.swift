@@ -60,7 +60,7 @@ struct Evaluation {
     private(set) var configuration: DaemonConfiguration?
     private(set) var problems: [ConfigurationProblem]
 
-    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api"]
+    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api", "audit"]
     static let daemonKeys = ["state_directory", "database", "log_level", "store_reserve_mib", "open_run_timeout_min"]
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
@@ -145,6 +145,7 @@ struct Evaluation {
         let product = ProductSettingsReader(checker: checker).read(
             product: root["product"]?.tomlValue, labels: root["labels"]?.tomlValue)
         let api = APISettingsReader(checker: checker).read(root["api"]?.tomlValue)
+        let audit = AuditSettingsReader(checker: checker).read(root["audit"]?.tomlValue)
 
         problems = checker.sortedProblems()
         if problems.isEmpty {
@@ -152,7 +153,7 @@ struct Evaluation {
                 stateDirectory: stateDirectory, databasePath: PathText.join(stateDirectory, database),
                 logLevel: logLevel, devices: devices,
                 profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api,
-                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout)
+                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout, audit: audit)
         }
     }
 

@@ -34,6 +34,9 @@ public struct LabelContent: Hashable, Sendable, Codable {
     public var patientBirthDate: String
     public var facilityName: String
     public var facilityAddress: [String]
+    /// A warning printed in bold across the label above the intended use, boxed (e.g. a unit whose
+    /// dose is outside the configured band); nil for none.
+    public var alert: String?
 
     public init(
         din: Barcoded, dinFlags: String, dinCheckCharacter: String,
@@ -42,7 +45,7 @@ public struct LabelContent: Hashable, Sendable, Codable {
         unitLine: String, volume: String, cellLines: [String],
         storage: String, intendedUse: String, warnings: [String],
         patientName: String, patientID: String, patientBirthDate: String,
-        facilityName: String, facilityAddress: [String]
+        facilityName: String, facilityAddress: [String], alert: String? = nil
     ) {
         self.din = din
         self.dinFlags = dinFlags
@@ -62,5 +65,6 @@ public struct LabelContent: Hashable, Sendable, Codable {
         self.patientBirthDate = patientBirthDate
         self.facilityName = facilityName
         self.facilityAddress = facilityAddress
+        self.alert = alert
     }
 }

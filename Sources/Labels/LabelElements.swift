@@ -48,6 +48,8 @@ public enum LabelField: Hashable, Sendable, CustomStringConvertible {
     case storage, intendedUse, warning(Int)
     case patientName, patientID, patientBirthDate
     case facilityName, facilityAddress(Int)
+    /// A boxed warning across the label (LabelContent.alert).
+    case alert
     /// Rules between the label's regions.
     case rule
 
@@ -73,6 +75,7 @@ public enum LabelField: Hashable, Sendable, CustomStringConvertible {
         case .patientBirthDate: "patientBirthDate"
         case .facilityName: "facilityName"
         case .facilityAddress(let index): "facilityAddress[\(index)]"
+        case .alert: "alert"
         case .rule: "rule"
         }
     }

@@ -115,6 +115,7 @@ enum Design {
     static let storage = 8.0
     static let intendedUse = 11.0
     static let warning = 8.0
+    static let alert = 8.5
 }
 
 /// A field that did not fit at one scale.
@@ -185,6 +186,19 @@ struct Column {
             y = element.frame.maxY
         }
         y += Design.fieldGap * scale
+    }
+
+    /// Adds `text` in a stroked box as wide as the column (a warning nobody should miss); empty text adds nothing.
+    mutating func boxedText(_ field: LabelField, _ raw: String, design: Double, weight: FontWeight, maxLines: Int) throws(Overflow) {
+        let inset = Design.boxLineWidth + Design.boxPadding
+        var inner = Column(x: x + inset, width: width - 2 * inset, centred: centred, scale: scale, stock: stock)
+        inner.y = y + inset
+        try inner.text(field, raw, design: design, weight: weight, maxLines: maxLines)
+        guard let textBottom = inner.elements.map(\.frame.maxY).max() else { return }
+        let frame = LabelRect(x: x, y: y, width: width, height: textBottom + inset - y)
+        elements.append(.box(BoxElement(field: field, frame: frame, style: .stroked(lineWidth: Design.boxLineWidth))))
+        elements += inner.elements
+        y = frame.maxY + Design.fieldGap * scale
     }
 
     /// Greedy word wrap; fails when a word is wider than the column or more lines are needed.
@@ -308,6 +322,9 @@ struct Composer {
 
         // Foot: intended use and warnings across the whole width, bottom-aligned.
         var foot = Column(x: area.x, width: area.width, centred: true, scale: scale, stock: stock)
+        if let alert = c.alert {
+            try foot.boxedText(.alert, alert, design: Design.alert, weight: .bold, maxLines: 2)
+        }
         try foot.text(.intendedUse, c.intendedUse, design: Design.intendedUse, weight: .bold, maxLines: 2)
         for (index, warning) in c.warnings.enumerated() {
             try foot.text(.warning(index), warning, design: Design.warning, weight: .bold, maxLines: 2)
@@ -337,7 +354,7 @@ struct Composer {
         var lowerLeft = column(leftX)
         try lowerLeft.text(.collectionCaption, "Collected", design: Design.caption, weight: .regular)
         try lowerLeft.barcode(.collection, symbols.collection)
-        try lowerLeft.text(.collection, c.collection.eyeReadable, design: Design.date, weight: .bold)
+        try lowerLeft.text(.collection, c.collection.eyeReadable, design: Design.date, weight: .bold, maxLines: 2)
         try lowerLeft.text(.patientName, c.patientName, design: Design.patientName, weight: .bold, maxLines: 2, prefix: "Patient: ")
         try lowerLeft.text(.patientID, c.patientID, design: Design.patientDetail, weight: .regular, prefix: "ID: ")
         try lowerLeft.text(.patientBirthDate, c.patientBirthDate, design: Design.patientDetail, weight: .regular, prefix: "DOB: ")
@@ -346,7 +363,7 @@ struct Composer {
         var lowerRight = column(rightX)
         try lowerRight.text(.expirationCaption, "Expires", design: Design.caption, weight: .regular)
         try lowerRight.barcode(.expiration, symbols.expiration)
-        try lowerRight.text(.expiration, c.expiration.eyeReadable, design: Design.date, weight: .bold)
+        try lowerRight.text(.expiration, c.expiration.eyeReadable, design: Design.date, weight: .bold, maxLines: 2)
         try lowerRight.text(.storage, c.storage, design: Design.storage, weight: .regular, maxLines: 3)
 
         // Vertical placement. Bands start on whole dots so barcodes stay on the dot grid.

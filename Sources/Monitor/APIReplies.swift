@@ -65,7 +65,8 @@ enum Reply {
                 (.forbidden, "not_permitted")
             case .unknownRun, .unknownProduct, .noActiveAlarm:
                 (.notFound, "not_found")
-            case .noLabValues, .notReleased, .runHasNoCollectedVolume, .store, .changedSinceShown, .implausibleRunValue:
+            case .noLabValues, .notReleased, .runHasNoCollectedVolume, .store, .changedSinceShown, .implausibleRunValue,
+                .incompleteRunNotAcknowledged:
                 (.conflict, "conflict")
             case .notConfigured, .storeFailure, .labelFailed:
                 (.serviceUnavailable, "unavailable")
@@ -149,6 +150,15 @@ struct SignatureJSON: Encodable {
 }
 
 struct LabelPrintJSON: Encodable {
+    var id: Int64
+    var signatureId: Int64
+    /// printed (still valid), voided or superseded.
+    var status: String
+    /// Why it was voided or superseded, by whom, when; the print that replaced it.
+    var statusReason: String?
+    var statusBy: String?
+    var statusAt: Date?
+    var replacedByPrintId: Int64?
     var unitId: Int64
     var printedBy: String
     var printedAt: Date
@@ -159,7 +169,10 @@ struct LabelPrintJSON: Encodable {
 
 struct ProductJSON: Encodable {
     var id: Int64
-    var runId: Int64
+    /// The store's id of the run (`/api/v1/runs/{run_ref}`).
+    var runRef: Int64
+    /// The run's id as the separator names it (`RUN-...`), as everywhere in the API.
+    var runId: String?
     var din: DINJSON?
     var productName: String
     var status: String
@@ -177,6 +190,35 @@ struct ProductJSON: Encodable {
     /// What a signer signs (its SHA-256 is kept with the signature): a release must send this hash back.
     var releaseSummary: String
     var releaseSummarySha256: String
+    /// How much of the run's telemetry reached the record; a release of an incomplete run needs
+    /// `acknowledge_incomplete_run`.
+    var runCompleteness: CompletenessJSON?
+    var runGaps: [GapJSON]
+}
+
+/// A telemetry gap of a run, as stored when it was found.
+struct GapJSON: Encodable {
+    var id: Int64
+    var kind: String
+    var missingCount: Int
+    var firstMissingSequence: UInt64?
+    var lastMissingSequence: UInt64?
+    var runTimeBeforeMinutes: Double?
+    var runTimeAfterMinutes: Double?
+    var description: String
+    var detectedAt: Date
+
+    init(_ row: RunGapRow) {
+        id = row.id
+        kind = row.gap.kind.rawValue
+        missingCount = row.gap.missingCount
+        firstMissingSequence = row.gap.firstMissingSequence
+        lastMissingSequence = row.gap.lastMissingSequence
+        runTimeBeforeMinutes = row.gap.runTimeBefore?.minutes
+        runTimeAfterMinutes = row.gap.runTimeAfter?.minutes
+        description = row.description
+        detectedAt = Date(timeIntervalSince1970: Double(row.detectedAtUnixMilliseconds) / 1000)
+    }
 }
 
 extension ProductJSON {
@@ -192,7 +234,7 @@ extension ProductJSON {
                 computationId: g.computationRef)
         }
         self.init(
-            id: p.id, runId: p.runRef,
+            id: p.id, runRef: p.runRef, runId: s.run?.runID,
             din: s.din.map {
                 DINJSON(
                     thirteenCharacters: $0.thirteenCharacters, eyeReadable: $0.eyeReadable, flags: $0.flags,
@@ -238,10 +280,14 @@ extension ProductJSON {
             },
             release: s.release.map(signature), signatures: s.signatures.map(signature),
             labelPrints: s.labelPrints.map {
-                LabelPrintJSON(
-                    unitId: $0.unitRef, printedBy: $0.printedBy, printedAt: Self.date($0.printedAtUnixMilliseconds),
+                let fate = s.fate(of: $0)
+                return LabelPrintJSON(
+                    id: $0.id, signatureId: $0.signatureRef, status: s.labelStatus(of: $0).rawValue, statusReason: fate?.reason,
+                    statusBy: fate?.recordedBy, statusAt: fate.map { Self.date($0.recordedAtUnixMilliseconds) },
+                    replacedByPrintId: fate?.replacedByPrintRef, unitId: $0.unitRef, printedBy: $0.printedBy, printedAt: Self.date($0.printedAtUnixMilliseconds),
                     format: $0.format, destination: $0.destination, contentSha256: $0.contentSHA256)
             },
-            releaseSummary: s.releaseSummary(timeZone: timeZone), releaseSummarySha256: s.releaseSummarySHA256(timeZone: timeZone))
+            releaseSummary: s.releaseSummary(timeZone: timeZone), releaseSummarySha256: s.releaseSummarySHA256(timeZone: timeZone),
+            runCompleteness: s.runCompleteness.map(CompletenessJSON.init), runGaps: s.runGaps.map(GapJSON.init))
     }
 }

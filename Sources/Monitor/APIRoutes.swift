@@ -85,10 +85,14 @@ struct APIRoutes: Sendable {
         var meaning: String
         /// `release_summary_sha256` of the product as the signer saw it.
         var releaseSummarySha256: String
+        /// Required when the run's telemetry is incomplete: why the product is released anyway (audited).
+        var acknowledgeIncompleteRun: String?
     }
 
     struct PrintRequest: Decodable {
         var printer: String?
+        /// Required while labels of the current values are still valid (docs/api.md).
+        var reprintReason: String?
     }
 
     func createProduct(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -126,7 +130,9 @@ struct APIRoutes: Sendable {
                 throw ProductWorkflowError.invalidLabValue(field: "meaning", reason: "the only meaning a release signs is \"released\"")
             }
             let product = try await workflow.findProduct(try context.parameters.require("product"))
-            _ = try await workflow.release(product: product, shownSummarySHA256: body.releaseSummarySha256, by: credential)
+            _ = try await workflow.release(
+                product: product, shownSummarySHA256: body.releaseSummarySha256, by: credential,
+                acknowledgingIncompleteRun: body.acknowledgeIncompleteRun)
             return Reply.json(
                 ProductJSON(try await workflow.state(of: product), timeZone: workflow.timeZoneInUse), status: .created)
         }
@@ -149,7 +155,7 @@ struct APIRoutes: Sendable {
                 throw ProductWorkflowError.invalidLabValue(field: "printer", reason: "\"\(target)\" is not host:port")
             }
             let outputs = try await workflow.produceLabels(
-                product: product, format: .zpl, destination: .printer(address), by: credential)
+                product: product, format: .zpl, destination: .printer(address), by: credential, reprintReason: body.reprintReason)
             struct Printed: Encodable {
                 var unitId: Int64
                 var unit: String
@@ -195,28 +201,87 @@ struct APIRoutes: Sendable {
         return d
     }()
 
+    /// The body as `T`; a body over `RequestBodyLimit.bytes` is refused (413), a body that is not
+    /// the JSON asked for is refused (422) saying what and where, in the client's words.
     static func decode<T: Decodable>(_ request: Request) async throws -> T {
-        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        let buffer = try await RequestBodyLimit.collect(request)
         let data = Data(buffer.readableBytesView)
+        if data.isEmpty { return try decoder.decode(T.self, from: Data("{}".utf8)) }
         do {
-            return try decoder.decode(T.self, from: data.isEmpty ? Data("{}".utf8) : data)
+            return try decoder.decode(T.self, from: data)
         } catch let error as DecodingError {
-            throw BadBody(message: describe(error))
+            throw BadBody(message: describe(error, body: data))
         }
     }
 
-    /// A decoding error as one line naming the key.
-    static func describe(_ error: DecodingError) -> String {
+    /// A decoding error as one line: where (the key path as the client wrote it, or the line and
+    /// column of a syntax error) and what was expected, in JSON's words, never Swift's.
+    static func describe(_ error: DecodingError, body: Data = Data()) -> String {
         func path(_ keys: [any CodingKey]) -> String {
-            keys.isEmpty ? "the body" : keys.map { $0.intValue.map(String.init) ?? snakeCase($0.stringValue) }.joined(separator: ".")
+            keys.isEmpty ? "the body" : keys.map { $0.intValue.map { "[\($0)]" } ?? snakeCase($0.stringValue) }.joined(separator: ".")
+                .replacingOccurrences(of: ".[", with: "[")
         }
         switch error {
-        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type)"
-        case .valueNotFound(_, let c): return "\(path(c.codingPath)): missing value"
-        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): missing"
-        case .dataCorrupted(let c): return "\(path(c.codingPath)): not valid JSON (\(c.debugDescription))"
-        @unknown default: return "the body is not valid JSON"
+        case .typeMismatch(let type, let c):
+            return "\(path(c.codingPath)): expected \(jsonKind(type))\(found(c.debugDescription))"
+        case .valueNotFound(let type, let c):
+            return "\(path(c.codingPath)): null where \(jsonKind(type)) is needed"
+        case .keyNotFound(let key, let c):
+            return "\(path(c.codingPath + [key])): missing (required)"
+        case .dataCorrupted(let c):
+            if c.codingPath.isEmpty { return syntaxError(body) }
+            return "\(path(c.codingPath)): a value that cannot be read here"
+        @unknown default:
+            return "the body is not the JSON object this endpoint takes"
         }
+    }
+
+    /// "a string", "a number", ... for the Swift type the decoder wanted.
+    static func jsonKind(_ type: Any.Type) -> String {
+        let name = String(describing: type)
+        if name.hasPrefix("Dictionary") { return "an object" }
+        if name.hasPrefix("Array") { return "an array" }
+        if name == "String" { return "a string" }
+        if name == "Bool" { return "true or false" }
+        if ["Double", "Float", "Int", "Int64", "Int32", "UInt", "UInt64", "UInt32", "Decimal"].contains(name) { return "a number" }
+        return "an object"
+    }
+
+    /// ", found a string" from the decoder's own "... but found a string instead.", if it says so.
+    static func found(_ description: String) -> String {
+        guard let start = description.range(of: "but found "), let end = description.range(of: " instead", range: start.upperBound..<description.endIndex)
+        else { return "" }
+        let what = description[start.upperBound..<end.lowerBound]
+        guard !what.contains("<"), what.count < 20 else { return "" }
+        return ", found " + (what.hasPrefix("a ") || what.hasPrefix("an ") || what == "null" ? what : "a " + what)
+    }
+
+    /// Where the JSON syntax goes wrong: line, column and byte offset (JSONSerialization's offset).
+    static func syntaxError(_ body: Data) -> String {
+        let detail: String
+        do {
+            _ = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
+            return "the body is not valid JSON"
+        } catch {
+            detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? ""
+        }
+        let bytes = [UInt8](body)
+        func place(_ offset: Int) -> String {
+            let before = bytes.prefix(offset)
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = offset - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            return "line \(line), column \(column) (byte \(offset))"
+        }
+        if let range = detail.range(of: #"character (\d+)"#, options: .regularExpression),
+            let offset = Int(detail[range].dropFirst("character ".count)), offset <= bytes.count
+        {
+            let character = offset < bytes.count && (0x21...0x7E).contains(bytes[offset]) ? " '\(Character(UnicodeScalar(bytes[offset])))'" : ""
+            return "the body is not valid JSON: unexpected character\(character) at \(place(offset))"
+        }
+        if detail.contains("end of file") {
+            return "the body is not valid JSON: it ends before the JSON does, at \(place(bytes.count))"
+        }
+        return "the body is not valid JSON"
     }
 
     /// The key as the client wrote it (the decoder converted it to camelCase).
@@ -236,6 +301,10 @@ struct APIRoutes: Sendable {
     func guarded(_ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
+        } catch ProductWorkflowError.storeFailure(let text) {
+            // SQLite's own words stay in the log.
+            return InternalFailure.reply(
+                ProductWorkflowError.storeFailure(text), status: .serviceUnavailable, what: "the record store failed, nothing was changed")
         } catch let error as ProductWorkflowError {
             return Reply.refusal(error)
         } catch let error as MissingCredentials {
@@ -244,10 +313,14 @@ struct APIRoutes: Sendable {
                 headers: [.wwwAuthenticate: "Basic realm=\"apheresisd\", charset=\"UTF-8\""])
         } catch let error as BadBody {
             return Reply.failure(.unprocessableContent, code: "invalid", error.message)
+        } catch is RequestBodyLimit.TooLarge {
+            return RequestBodyLimit.tooLarge()
+        } catch let error as QueryParameterError {
+            return Reply.failure(.badRequest, code: "invalid", error.message)
         } catch let error as HTTPError {
             return Reply.failure(error.status, code: "invalid", error.body ?? "\(error.status)")
         } catch {
-            return Reply.failure(.internalServerError, code: "internal", "\(error)")
+            return InternalFailure.reply(error)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -25,9 +26,38 @@ public enum APIAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+extension APIAddress {
+    /// "host:port" or the socket path, as people write it in [api] listen.
+    public var plainText: String {
+        switch self {
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unixSocket(let path): path
+        }
+    }
+
+    /// Why the server cannot listen, in plain words: never the name of a Swift or NIO function.
+    public static func listenFailure(_ error: any Error, address: APIAddress) -> String {
+        let reason: String
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case EADDRINUSE: reason = "address already in use (another apheresisd or program holds it)"
+            case EACCES, EPERM: reason = "permission denied (ports below 1024 need privileges; a socket's directory must be writable)"
+            case EADDRNOTAVAIL: reason = "no such address on this machine"
+            case ENOENT: reason = "the socket's directory does not exist"
+            default: reason = String(cString: strerror(io.errnoCode)).lowercased()
+            }
+        } else if error is SocketAddressError {
+            reason = "the host name cannot be resolved to an address"
+        } else {
+            reason = "the address cannot be used"
+        }
+        return "cannot listen on \(address.plainText): \(reason)"
+    }
+}
+
 /// The HTTP server as a service of the daemon's group: it stops with the daemon (graceful shutdown).
 public struct APIServer: Service {
-    let application: Application<RouterResponder<BasicRequestContext>>
+    let application: Application<EdgeResponder>
     let address: APIAddress
     let logger: Logger
     let feed: LiveFeed
@@ -40,7 +70,8 @@ public struct APIServer: Service {
         control: any RunControl = NoRunControl(), sessions: SessionBook = SessionBook(), logger: Logger,
         now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
     ) {
-        let router = Router()
+        // HEAD on every GET route: the same status and headers, no body (uptime probes use it).
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: DashboardAuthenticationMiddleware())
         router.add(middleware: JSONWritesMiddleware())
         // On a public address the unit chose to be reached by other names (and was warned at start).
@@ -74,7 +105,7 @@ public struct APIServer: Service {
         self.address = address
         self.logger = logger
         application = Application(
-            router: router, configuration: .init(address: bind, serverName: "apheresisd"),
+            responder: EdgeResponder(router: router, localNamesOnly: address.isLocalOnly), configuration: .init(address: bind, serverName: "apheresisd"),
             onServerRunning: { channel in
                 // Port 0 asks the kernel for one: say which, so tests and people can find it.
                 var local = address.description
@@ -100,7 +131,7 @@ public struct APIServer: Service {
                 }
                 return
             } catch {
-                logger.error("api: cannot listen on \(address): \(error); trying again in \(Self.retryInterval)")
+                logger.error("api: \(APIAddress.listenFailure(error, address: address)); trying again in \(Self.retryInterval)")
             }
             if isShuttingDown { return }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.retryInterval) }

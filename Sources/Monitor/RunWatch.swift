@@ -96,6 +96,8 @@ public struct RunWatch: Sendable, Encodable {
     /// Limits the watcher cannot judge now, by alarm code, with the reason (RUN_START missing, no
     /// TBV or weight, ...). Empty when every limit is judged.
     public var notJudged: [String: String]
+    /// How much of the run's telemetry arrived (TICKs against the run time, the message sequence).
+    public var completeness: CompletenessJSON
     /// Only where asked for (the run's watch and the snapshot); a live sample carries its own point.
     public var series: [Point]?
 
@@ -112,6 +114,7 @@ public struct RunWatch: Sendable, Encodable {
         }
         self.valuesNow = now
         self.notJudged = Dictionary(uniqueKeysWithValues: monitor.unjudged.map { ($0.key.rawValue, $0.value) })
+        self.completeness = CompletenessJSON(monitor.completeness)
         let d = monitor.latestDerived
         self.runTimeMinutes = d.runTime?.minutes
         self.presets = Presets(
@@ -245,4 +248,28 @@ public struct NoRunControl: RunControl {
     public func acknowledge(
         deviceSerial: String, runID: String?, code: String, record: @escaping @Sendable () async throws -> AlarmRow
     ) async throws -> AlarmRow { try await record() }
+}
+
+/// Telemetry completeness as the API shows it on a run's watch, a run and a product.
+public struct CompletenessJSON: Sendable, Encodable, Hashable {
+    /// TICKs received over TICKs expected from the run time, 0-100 (not rounded).
+    var percentOfExpectedTicks: Double
+    var ticksReceived: Int
+    var ticksExpected: Int
+    var ticksMissing: Int
+    var messagesMissing: Int
+    var tickIntervalS: Double?
+    var complete: Bool
+    var summary: String
+
+    public init(_ c: TelemetryCompleteness) {
+        percentOfExpectedTicks = c.fraction * 100
+        ticksReceived = c.ticksReceived
+        ticksExpected = c.ticksExpected
+        ticksMissing = c.ticksMissing
+        messagesMissing = c.messagesMissing
+        tickIntervalS = c.tickInterval?.value
+        complete = c.isComplete
+        summary = c.summary
+    }
 }

@@ -201,12 +201,16 @@ struct LocalHostOnlyMiddleware: RouterMiddleware {
     static let localNames: Set<String> = ["127.0.0.1", "localhost", "::1", "apheresisd"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let host = request.head.authority, !Self.isLocal(host) {
-            return Reply.failure(
-                .misdirectedRequest, code: "not_found",
-                "this daemon answers only to its local names (127.0.0.1, localhost, ::1), not to \(host)")
-        }
+        if let refusal = Self.refusal(request) { return refusal }
         return try await next(request, context)
+    }
+
+    /// 421 for a request naming another host; nil for this machine's own names.
+    static func refusal(_ request: Request) -> Response? {
+        guard let host = request.head.authority, !isLocal(host) else { return nil }
+        return Reply.failure(
+            .misdirectedRequest, code: "not_found",
+            "this daemon answers only to its local names (127.0.0.1, localhost, ::1), not to \(host)")
     }
 
     /// The host without its port, and without the brackets of an IPv6 literal.

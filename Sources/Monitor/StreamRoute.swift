@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -18,8 +19,13 @@ struct StreamRoute: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("api/v1/stream") { _, _ in try await stream() }
+        router.get("api/v1/stream") { _, _ in await units.guarded { try await stream() } }
+        // HEAD answers the stream's headers without joining the feed (a GET's body never read
+        // would leave a subscriber behind).
+        router.head("api/v1/stream") { _, _ in Response(status: .ok, headers: Self.headers) }
     }
+
+    static let headers: HTTPFields = [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store"]
 
     func stream() async throws -> Response {
         // Join first: an event between the snapshot and the first wait is then sent, not lost.
@@ -40,7 +46,7 @@ struct StreamRoute: Sendable {
         let feed = self.feed
         return Response(
             status: .ok,
-            headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store"],
+            headers: Self.headers,
             body: ResponseBody { writer in
                 defer { _ = feed.leave(id) }
                 try await writer.write(ByteBuffer(string: "retry: 2000\nevent: snapshot\ndata: \(snapshot)\n\n"))

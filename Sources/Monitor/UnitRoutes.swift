@@ -62,6 +62,9 @@ struct UnitRoutes: Sendable {
         /// The watcher's presets, recomputed values and predictions, with the run's history of
         /// points; nil when the daemon is not watching the run (closed, or from an export file).
         var watch: RunWatch?
+        /// Only on `/api/v1/runs/{id}`: how much of the run's telemetry is in the record, and its gaps.
+        var completeness: CompletenessJSON?
+        var gaps: [GapJSON]?
     }
 
     struct ValueJSON: Encodable {
@@ -82,7 +85,10 @@ struct UnitRoutes: Sendable {
         /// "run" (a run's or device's alarm, with a row) or "daemon" (the store refusing writes).
         var scope = "run"
         var deviceSerial: String
-        var runId: Int64?
+        /// The run's id as the separator names it (`RUN-...`), as everywhere in the API.
+        var runId: String?
+        /// The store's id of the run (`/api/v1/runs/{run_ref}`).
+        var runRef: Int64?
         var code: String
         var level: String
         var state: String
@@ -105,7 +111,8 @@ struct UnitRoutes: Sendable {
     struct EventJSON: Encodable {
         var id: Int64
         var deviceSerial: String?
-        var runId: Int64?
+        var runId: String?
+        var runRef: Int64?
         var kind: String
         var at: Date
         var deviceTime: String?
@@ -126,7 +133,7 @@ struct UnitRoutes: Sendable {
 
     func alarm(_ a: AlarmRow, runID: String? = nil) -> AlarmJSON {
         AlarmJSON(
-            id: a.id, deviceSerial: a.deviceSerial, runId: a.runRef, code: a.code, level: a.level, state: a.state.rawValue,
+            id: a.id, deviceSerial: a.deviceSerial, runId: runID, runRef: a.runRef, code: a.code, level: a.level, state: a.state.rawValue,
             value: a.value,
             valueNow: a.state == .cleared ? nil : runID.flatMap { watches.watch(deviceSerial: a.deviceSerial, runID: $0)?.valuesNow[a.code] },
             limit: a.limit, unit: a.unit, message: a.message, raisedAt: Self.date(a.raisedAtUnixMilliseconds),
@@ -167,7 +174,10 @@ struct UnitRoutes: Sendable {
         guard let id = context.parameters.get("run", as: Int64.self), let r = try await store.run(id: id) else {
             return Reply.failure(.notFound, code: "not_found", "no run \(context.parameters.get("run") ?? "")")
         }
-        return Reply.json(try await runJSON(r, withLatest: true, productID: try await store.product(runRef: id)?.id))
+        var json = try await runJSON(r, withLatest: true, productID: try await store.product(runRef: id)?.id)
+        json.completeness = try await store.telemetryCompleteness(runRef: id).map(CompletenessJSON.init)
+        json.gaps = try await store.gaps(runRef: id).map(GapJSON.init)
+        return Reply.json(json)
     }
 
     /// `?from_min=&to_min=`: a range of run time (minutes), both ends included.
@@ -175,15 +185,10 @@ struct UnitRoutes: Sendable {
         guard let id = context.parameters.get("run", as: Int64.self), try await store.run(id: id) != nil else {
             return Reply.failure(.notFound, code: "not_found", "no run \(context.parameters.get("run") ?? "")")
         }
-        let query = request.uri.queryParameters
-        var from = -Double.infinity
-        var to = Double.infinity
-        for (key, target) in [("from_min", 0), ("to_min", 1)] {
-            guard let text = query[Substring(key)] else { continue }
-            guard let value = Double(String(text)), value.isFinite else {
-                return Reply.failure(.unprocessableContent, code: "invalid", "\(key): \"\(text)\" is not a number of minutes")
-            }
-            if target == 0 { from = value } else { to = value }
+        let from = try QueryParameters.number(request, "from_min", in: 0...Double.greatestFiniteMagnitude, unit: "minutes") ?? -.infinity
+        let to = try QueryParameters.number(request, "to_min", in: 0...Double.greatestFiniteMagnitude, unit: "minutes") ?? .infinity
+        if from > to {
+            return Reply.failure(.badRequest, code: "invalid", "from_min (\(from)) is after to_min (\(to))")
         }
         let rows = try await store.samples(runRef: id).filter { s in
             guard let t = s.runTimeMinutes else { return from == -.infinity && to == .infinity }
@@ -196,17 +201,14 @@ struct UnitRoutes: Sendable {
     func alarms(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         let rows: [AlarmRow]
-        if let run = query["run"] {
-            guard let id = Int64(String(run)) else {
-                return Reply.failure(.unprocessableContent, code: "invalid", "run: \"\(run)\" is not a run id")
-            }
+        if let id = try QueryParameters.integer(request, "run", in: 1...Int64.max) {
             rows = try await store.alarms(runRef: id)
         } else {
             switch query["state"].map(String.init) ?? "active" {
             case "active": rows = try await store.activeAlarms()
             case "all": rows = try await store.allAlarms(limit: 1000)
             case let other:
-                return Reply.failure(.unprocessableContent, code: "invalid", "state: \"\(other)\" is not active or all")
+                return Reply.failure(.badRequest, code: "invalid", "state: \"\(other)\" is not active or all")
             }
         }
         return Reply.json(try await alarmList(rows, withDaemonAlarms: query["run"] == nil && query["state"].map(String.init) != "cleared"))
@@ -219,14 +221,14 @@ struct UnitRoutes: Sendable {
         if withDaemonAlarms, let failure = live.storeFailure() {
             out.append(
                 AlarmJSON(
-                    id: 0, scope: "daemon", deviceSerial: "", runId: nil, code: StoreAlarm.code, level: "alarm", state: "raised", value: nil,
+                    id: 0, scope: "daemon", deviceSerial: "", runId: nil, runRef: nil, code: StoreAlarm.code, level: "alarm", state: "raised", value: nil,
                     valueNow: nil, limit: nil, unit: nil, message: failure.message, raisedAt: Self.date(failure.sinceUnixMilliseconds),
                     raisedRunTimeMinutes: nil, ageSeconds: Double(now() - failure.sinceUnixMilliseconds) / 1000))
         }
         var runIDs: [Int64: String] = [:]
         for row in rows {
             var runID: String?
-            if let ref = row.runRef, row.state != .cleared {
+            if let ref = row.runRef {
                 if runIDs[ref] == nil { runIDs[ref] = try await store.run(id: ref)?.runID }
                 runID = runIDs[ref]
             }
@@ -268,7 +270,7 @@ struct UnitRoutes: Sendable {
                 alarmId: row.id, device: live.devices().first { $0.serialNumber == row.deviceSerial }?.name, deviceSerial: row.deviceSerial,
                 runId: runID, code: row.code, level: row.level, by: row.acknowledgedBy,
                 at: row.acknowledgedAtUnixMilliseconds.map(Self.date) ?? Date()))
-        return Reply.json(alarm(row))
+        return Reply.json(alarm(row, runID: runID))
     }
 
     /// An `alarm` event with change "acknowledged" (docs/api.md, the stream).
@@ -364,15 +366,23 @@ struct UnitRoutes: Sendable {
     /// `?run=ID`, `?device=SERIAL`, `?limit=N` (default 200, newest first).
     func events(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let limit = query["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 10_000) } ?? 200
-        let run = query["run"].flatMap { Int64(String($0)) }
+        let limit = Int(try QueryParameters.integer(request, "limit", in: 1...10_000) ?? 200)
+        let run = try QueryParameters.integer(request, "run", in: 1...Int64.max)
         let rows = try await store.events(deviceSerial: query["device"].map(String.init), runRef: run, limit: limit)
-        return Reply.json(
-            rows.map {
+        var runIDs: [Int64: String] = [:]
+        var out: [EventJSON] = []
+        for row in rows {
+            var runID: String?
+            if let ref = row.runRef {
+                if runIDs[ref] == nil { runIDs[ref] = try await store.run(id: ref)?.runID }
+                runID = runIDs[ref]
+            }
+            out.append(
                 EventJSON(
-                    id: $0.id, deviceSerial: $0.deviceSerial, runId: $0.runRef, kind: $0.kind, at: Self.date($0.atUnixMilliseconds),
-                    deviceTime: $0.deviceTimestamp.map { "\($0)" }, detail: $0.detail)
-            })
+                    id: row.id, deviceSerial: row.deviceSerial, runId: runID, runRef: row.runRef, kind: row.kind,
+                    at: Self.date(row.atUnixMilliseconds), deviceTime: row.deviceTimestamp.map { "\($0)" }, detail: row.detail))
+        }
+        return Reply.json(out)
     }
 
     func guarded(_ body: () async throws -> Response) async -> Response {

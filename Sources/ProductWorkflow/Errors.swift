@@ -10,6 +10,8 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
     case signerRequired
     case passwordRequiredToSign
     case changedSinceShown(product: String)
+    /// The run's telemetry has gaps: a release needs `acknowledgingIncompleteRun` with a reason.
+    case incompleteRunNotAcknowledged(product: String, completeness: String)
     case implausibleRunValue(runRef: Int64, what: String)
     case noActiveAlarm(Int64)
     case roleNotAllowed(user: String, role: UserRole, action: String, allowed: [UserRole])
@@ -41,6 +43,10 @@ public enum ProductWorkflowError: Error, Sendable, CustomStringConvertible {
         case .signerRequired: "users exist already: a supervisor must sign for a new one (--by SUPERVISOR)"
         case .changedSinceShown(let product):
             "product \(product) changed after it was shown for signing (new lab values or configuration); review it and sign again"
+        case .incompleteRunNotAcknowledged(let product, let completeness):
+            "product \(product) comes from a run whose telemetry is incomplete (\(completeness)): limits were not judged "
+                + "in the gaps. Releasing it needs an explicit acknowledgement with a reason (apheresisctl: --acknowledge-incomplete-run "
+                + "REASON; API: \"acknowledge_incomplete_run\"), which is audited"
         case .noActiveAlarm(let id): "no active alarm with id \(id) (it may have cleared)"
         case .implausibleRunValue(let ref, let what):
             "run \(ref) reports an implausible \(what); check the device and its export file before making a product"

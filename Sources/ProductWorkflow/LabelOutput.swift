@@ -83,12 +83,18 @@ extension ProductWorkflow {
     /// Labels for every unit: to files, or (ZPL) to a printer. Only for a released product whose label
     /// content is still what was signed; every label produced is recorded (with the SHA-256 of its bytes)
     /// against that release, and every failure after sign-in is an audit entry.
+    ///
+    /// While labels printed for the current values are still valid, printing again is a reprint and
+    /// needs `reprintReason`; the earlier prints are then recorded as superseded by the new ones.
+    /// Prints of values since corrected are superseded automatically, the correction as their reason.
     public func produceLabels(
-        product: ProductRow, format: LabelFormat, destination: LabelDestination, by credential: Credential
+        product: ProductRow, format: LabelFormat, destination: LabelDestination, by credential: Credential,
+        reprintReason: String? = nil
     ) async throws(ProductWorkflowError) -> [LabelOutput] {
         let actor = try await authenticate(credential, for: .printLabels, entity: "product", entityID: String(product.id))
         do {
-            return try await produceLabels(product: product, format: format, destination: destination, actor: actor)
+            return try await produceLabels(
+                product: product, format: format, destination: destination, actor: actor, reprintReason: reprintReason)
         } catch {
             try? await store.recordRefusal(
                 actor: actor.name, action: "refused.printLabels", entity: "product", entityID: String(product.id),
@@ -98,11 +104,18 @@ extension ProductWorkflow {
     }
 
     private func produceLabels(
-        product: ProductRow, format: LabelFormat, destination: LabelDestination, actor: UserRow
+        product: ProductRow, format: LabelFormat, destination: LabelDestination, actor: UserRow, reprintReason: String?
     ) async throws(ProductWorkflowError) -> [LabelOutput] {
         let state = try await state(of: product)
         let contents = try labelContents(of: state)
         guard let release = state.release else { throw .notReleased(product: product.din) }
+        // Asked before anything is printed (the store asks again when it records the prints).
+        let stillValid = state.labelPrints.filter { print in
+            state.labelStatus(of: print) == .printed && state.units.contains { $0.id == print.unitRef }
+        }
+        if !stillValid.isEmpty, (reprintReason ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw .store(.reprintReasonRequired(productRef: product.id, validPrints: stillValid.map(\.id)))
+        }
         // The label says what was signed, or nothing is printed (a configuration change since the
         // release, say a new storage text, needs a new signature).
         guard state.releaseSummarySHA256(timeZone: timeZone) == release.signedContentSHA256 else {
@@ -147,9 +160,32 @@ extension ProductWorkflow {
         _ = try await wrap {
             try await store.recordLabelPrints(
                 productRef: product.id, signatureRef: release.id, prints: outputs.map { ($0.unitRef, $0.contentSHA256) },
-                format: format.rawValue, destination: destinationText, by: actor.name, atUnixMilliseconds: now())
+                format: format.rawValue, destination: destinationText, by: actor.name, reprintReason: reprintReason,
+                atUnixMilliseconds: now())
         }
         return outputs
+    }
+
+    /// Records that labels were destroyed: the given prints (ids as `product show` lists them), or every
+    /// print of the product still valid. A reason is required; the void is audited, and so is a refusal.
+    public func voidLabels(
+        product: ProductRow, prints: [Int64]? = nil, reason: String, by credential: Credential
+    ) async throws(ProductWorkflowError) -> [LabelPrintFateRow] {
+        let actor = try await authenticate(credential, for: .printLabels, entity: "product", entityID: String(product.id))
+        do throws(ProductWorkflowError) {
+            guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ProductWorkflowError.reasonRequired(action: "voiding labels")
+            }
+            return try await wrap {
+                try await store.voidLabelPrints(
+                    productRef: product.id, printRefs: prints, reason: reason, by: actor.name, atUnixMilliseconds: now())
+            }
+        } catch {
+            try? await store.recordRefusal(
+                actor: actor.name, action: "refused.voidLabels", entity: "product", entityID: String(product.id),
+                reason: error.description, atUnixMilliseconds: now())
+            throw error
+        }
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {

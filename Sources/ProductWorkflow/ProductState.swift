@@ -1,3 +1,4 @@
+import ApheresisCore
 import Crypto
 import DaemonConfiguration
 import Foundation
@@ -16,8 +17,14 @@ public struct ProductState: Sendable {
     public var release: SignatureRow?
     public var signatures: [SignatureRow]
     public var labelPrints: [LabelPrintRow]
+    /// What became of prints no longer valid (voided, superseded by a reprint).
+    public var labelPrintFates: [LabelPrintFateRow]
     /// What the labels will say besides the record: from the configuration, and signed with the rest.
     public var labelling: Labelling
+    /// How much of the run's telemetry reached the record (nil: the run has no messages).
+    public var runCompleteness: TelemetryCompleteness?
+    /// The gaps found in the run, as stored when they were found.
+    public var runGaps: [RunGapRow] = []
 
     public struct Labelling: Sendable, Hashable {
         public var facilityName: String
@@ -41,6 +48,7 @@ public struct ProductState: Sendable {
         release = snapshot.release
         signatures = snapshot.signatures
         labelPrints = snapshot.labelPrints
+        labelPrintFates = snapshot.labelPrintFates
         labelling = Labelling(settings)
     }
 
@@ -54,7 +62,24 @@ public struct ProductState: Sendable {
     public var status: Status {
         if computation == nil { return .awaitingLabValues }
         guard let release else { return .awaitingRelease }
-        return labelPrints.contains { $0.signatureRef == release.id } ? .labelled : .released
+        return labelPrints.contains { $0.signatureRef == release.id && labelStatus(of: $0) == .printed } ? .labelled : .released
+    }
+
+    /// A print's labels: still valid (`printed`), destroyed (`voided`), or replaced by a reprint (`superseded`).
+    public enum LabelStatus: String, Sendable {
+        case printed, voided, superseded
+    }
+
+    public func fate(of print: LabelPrintRow) -> LabelPrintFateRow? {
+        labelPrintFates.first { $0.labelPrintRef == print.id }
+    }
+
+    public func labelStatus(of print: LabelPrintRow) -> LabelStatus {
+        switch fate(of: print)?.fate {
+        case nil: .printed
+        case .voided: .voided
+        case .superseded: .superseded
+        }
     }
 
     public var din: DonationIdentificationNumber? {
@@ -70,6 +95,10 @@ public struct ProductState: Sendable {
         let dinText = din.map { "\($0.eyeReadable) \($0.flags) [\($0.keyboardCheckCharacter)]" } ?? product.din
         lines.append("Product \(product.id): DIN \(dinText), \(product.productName)")
         if let run { lines.append("Run \(run.runID) on \(run.deviceSerial), procedure \(run.procedure)") }
+        // Only an incomplete run adds a line (the signer must see it; complete runs sign what they always did).
+        if let c = runCompleteness, !c.isComplete {
+            lines.append("Run telemetry INCOMPLETE: \(c.summary); releasing needs an acknowledgement")
+        }
         lines.append(
             "Patient \(product.patientName ?? "-") (id \(product.patientID ?? "-")), born \(product.patientBirthDate ?? "-"), weight "
                 + (product.patientMassKilograms.map { "\(Self.shown($0)) kg" } ?? "unknown"))
@@ -107,10 +136,8 @@ public struct ProductState: Sendable {
                         + "\(Self.shown(c.policyUnitCD3MinCells / 1e6))-\(Self.shown(c.policyUnitCD3MaxCells / 1e6)) x10^6")
             }
         }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
         let collected = Date(timeIntervalSince1970: Double(product.collectedAtUnixMilliseconds) / 1000)
-        let expiry = calendar.date(byAdding: .day, value: labelling.shelfLifeDays, to: collected) ?? collected
+        let expiry = LabelComposer.expiry(collectedAt: collected, shelfLifeDays: labelling.shelfLifeDays, timeZone: timeZone)
         lines.append(
             "Labels: expire \(Self.localTime(Int64(expiry.timeIntervalSince1970 * 1000), timeZone)) "
                 + "(\(labelling.shelfLifeDays) days after collection); \(labelling.storage); "

@@ -128,6 +128,8 @@ public struct ProductWorkflow: Sendable {
         let family = run.patientFamilyName?.uppercased()
         let patientName = [family, run.patientGivenName].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
         let collectedAt = collectionTime(run)
+        // The DIN's year is that of the local collection date (a collection at 00:30 on 1 January local
+        // time belongs to the new year, though it is still 31 December in UTC).
         let year = Calendar.gregorian(timeZone).component(.year, from: Date(timeIntervalSince1970: Double(collectedAt) / 1000))
         let dinYear = year % 100
         let flags = settings.dinFlags
@@ -147,16 +149,12 @@ public struct ProductWorkflow: Sendable {
         }
     }
 
-    /// When the collection ended: the device's clock at RUN_END (local time of the facility), else
-    /// when the daemon saw the run close.
+    /// When the collection ended: the device's clock at RUN_END, else when the daemon saw the run close.
+    /// The separator's timestamps are UTC (separator-interface.md), whatever zone the facility is in:
+    /// `product.time_zone` only decides how the instant is shown and encoded on the label.
     func collectionTime(_ run: RunRow) -> Int64 {
         if let end = run.endDeviceTimestamp ?? run.startDeviceTimestamp {
-            var components = DateComponents()
-            (components.year, components.month, components.day) = (end.year, end.month, end.day)
-            (components.hour, components.minute, components.second) = (end.hour, end.minute, end.second)
-            if let date = Calendar.gregorian(timeZone).date(from: components) {
-                return Int64((date.timeIntervalSince1970 * 1000).rounded())
-            }
+            return end.secondsSinceEpoch * 1000
         }
         return run.closedAtUnixMilliseconds ?? run.openedAtUnixMilliseconds
     }
@@ -183,6 +181,18 @@ public struct ProductWorkflow: Sendable {
         product: ProductRow, values: LabValues, by credential: Credential, reason: String? = nil
     ) async throws(ProductWorkflowError) -> ProductState {
         let actor = try await authenticate(credential, for: .enterLabValues, entity: "product", entityID: String(product.id))
+        // Values no product can have are refused before anything is stored, and the refusal stays on record.
+        let implausible = LabPlausibility.problems(values)
+        if !implausible.isEmpty {
+            var fields: [String] = []
+            for field in implausible.flatMap(\.fields) where !fields.contains(field) { fields.append(field) }
+            let refusal = ProductWorkflowError.invalidLabValue(
+                field: fields.joined(separator: ", "), reason: "implausible: " + implausible.map(\.reason).joined(separator: "; "))
+            try? await store.recordRefusal(
+                actor: actor.name, action: "refused.enterLabValues", entity: "product", entityID: String(product.id),
+                reason: refusal.description, atUnixMilliseconds: now())
+            throw refusal
+        }
         let previous = try await wrap { try await store.labResults(productRef: product.id) }
         if !previous.isEmpty, (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
             throw .reasonRequired(action: "correcting lab values")
@@ -263,7 +273,13 @@ public struct ProductWorkflow: Sendable {
         guard let snapshot = try await wrap({ try await store.productSnapshot(productRef: product.id) }) else {
             throw .unknownProduct(String(product.id))
         }
-        return ProductState(snapshot, settings: settings)
+        var state = ProductState(snapshot, settings: settings)
+        if let run = snapshot.run {
+            // Replayed through the live watcher's own count, so the product and the run agree.
+            state.runCompleteness = try await wrap { try await store.telemetryCompleteness(runRef: run.id) }
+            state.runGaps = try await wrap { try await store.gaps(runRef: run.id) }
+        }
+        return state
     }
 
     /// The electronic signature: the signer's password again, the meaning "released", the time, and the
@@ -271,11 +287,22 @@ public struct ProductWorkflow: Sendable {
     /// `shownSummarySHA256` is the hash of what the signer read: if the record changed since (new lab
     /// values, a changed configuration), the signature is refused rather than applied to text nobody saw.
     public func release(
-        product: ProductRow, shownSummarySHA256: String, by credential: Credential
+        product: ProductRow, shownSummarySHA256: String, by credential: Credential, acknowledgingIncompleteRun: String? = nil
     ) async throws(ProductWorkflowError) -> SignatureRow {
         let signer = try await authenticate(credential, for: .release, entity: "product", entityID: String(product.id))
         let state = try await state(of: product)
         guard let computation = state.computation else { throw .noLabValues(product: product.din) }
+        var acknowledgement: String?
+        if let completeness = state.runCompleteness, !completeness.isComplete {
+            let reason = acknowledgingIncompleteRun?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            guard !reason.isEmpty else {
+                try? await store.recordRefusal(
+                    actor: signer.name, action: "refused.release", entity: "product", entityID: String(product.id),
+                    reason: "run telemetry incomplete (\(completeness.summary)) and not acknowledged", atUnixMilliseconds: now())
+                throw .incompleteRunNotAcknowledged(product: product.din, completeness: completeness.summary)
+            }
+            acknowledgement = "\(reason) [run telemetry: \(completeness.summary)]"
+        }
         let digest = state.releaseSummarySHA256(timeZone: timeZone)
         guard digest == shownSummarySHA256.lowercased() else {
             try? await store.recordRefusal(
@@ -287,7 +314,7 @@ public struct ProductWorkflow: Sendable {
         return try await wrap {
             try await store.recordRelease(
                 productRef: product.id, computationRef: computation.id, user: signer, signedContentSHA256: digest,
-                atUnixMilliseconds: now())
+                incompleteRunAcknowledgement: acknowledgement, atUnixMilliseconds: now())
         }
     }
 

@@ -54,6 +54,8 @@ public struct ProductSnapshot: Sendable {
     public var release: SignatureRow?
     public var signatures: [SignatureRow]
     public var labelPrints: [LabelPrintRow]
+    /// What became of prints that are no longer valid (voided or superseded), oldest first.
+    public var labelPrintFates: [LabelPrintFateRow] = []
 }
 
 /// Lab values as stored: SI, with the unit in each name.
@@ -215,6 +217,21 @@ public struct LabelPrintRow: Hashable, Sendable {
     public var contentSHA256: String
 }
 
+/// The end of a print's labels (schema v4): destroyed (`voided`) or replaced by a reprint (`superseded`).
+public struct LabelPrintFateRow: Hashable, Sendable {
+    public enum Fate: String, Hashable, Sendable {
+        case voided, superseded
+    }
+    public var id: Int64
+    public var labelPrintRef: Int64
+    public var fate: Fate
+    /// The print that replaced it (superseded only).
+    public var replacedByPrintRef: Int64?
+    public var reason: String
+    public var recordedBy: String
+    public var recordedAtUnixMilliseconds: Int64
+}
+
 /// Refusals of the product workflow that the store itself enforces (inside the transaction).
 public enum ProductStoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case userExists(String)
@@ -230,6 +247,12 @@ public enum ProductStoreError: Error, Hashable, Sendable, CustomStringConvertibl
     case unitNotInRelease(unitRef: Int64, signatureRef: Int64)
     case reasonRequired(productRef: Int64, version: Int)
     case signerRequired
+    /// Labels of these prints are still valid for the current values: printing again is a reprint.
+    case reprintReasonRequired(productRef: Int64, validPrints: [Int64])
+    case unknownPrint(productRef: Int64, printRef: Int64)
+    case printEnded(printRef: Int64, fate: String)
+    case noValidPrints(productRef: Int64)
+    case voidReasonRequired(productRef: Int64)
 
     public var description: String {
         switch self {
@@ -254,6 +277,14 @@ public enum ProductStoreError: Error, Hashable, Sendable, CustomStringConvertibl
             "product \(product): lab values version \(version) corrects recorded evidence and needs a reason"
         case .signerRequired:
             "users exist already: a supervisor must sign for a new user"
+        case .reprintReasonRequired(let product, let prints):
+            "product \(product): labels of print\(prints.count == 1 ? "" : "s") \(prints.map(String.init).joined(separator: ", ")) "
+                + "are still valid for these values; printing again is a reprint: give its reason (--reprint --reason), "
+                + "or void the labels first"
+        case .unknownPrint(let product, let print): "product \(product) has no label print \(print)"
+        case .printEnded(let print, let fate): "label print \(print) is already \(fate)"
+        case .noValidPrints(let product): "product \(product) has no valid label prints to void"
+        case .voidReasonRequired(let product): "product \(product): voiding labels changes recorded evidence; give a reason"
         }
     }
 }
@@ -487,7 +518,8 @@ extension RecordStore {
     /// Records a release signature bound to `computationRef`, refusing when that is no longer the
     /// product's current computation (new lab values arrived while the signer was reading).
     public func recordRelease(
-        productRef: Int64, computationRef: Int64, user: UserRow, signedContentSHA256: String, atUnixMilliseconds at: Int64
+        productRef: Int64, computationRef: Int64, user: UserRow, signedContentSHA256: String,
+        incompleteRunAcknowledgement: String? = nil, atUnixMilliseconds at: Int64
     ) async throws -> SignatureRow {
         try await pool.write { db in
             let current = try ProductReader.currentComputation(db, productRef: productRef)?.0.id
@@ -502,6 +534,12 @@ extension RecordStore {
                     """,
                 arguments: [productRef, computationRef, user.id, user.name, user.fullName, at, signedContentSHA256])
             let id = db.lastInsertedRowID
+            if let incompleteRunAcknowledgement {
+                // In the release's own transaction: no release of an incomplete run without it on the chain.
+                try Audit.append(
+                    db, at: at, actor: user.name, action: "product.release.incomplete_run_acknowledged", entity: "product",
+                    entityID: String(productRef), old: nil, new: nil, reason: incompleteRunAcknowledgement)
+            }
             try Audit.record(db, table: "signatures", id: id, action: "product.release", actor: user.name, at: at)
             return try ProductReader.signature(Row.fetchOne(db, sql: "SELECT * FROM signatures WHERE id = ?", arguments: [id])!)
         }
@@ -515,9 +553,13 @@ extension RecordStore {
     /// Records that labels were produced for units of the current, released computation.
     /// `signatureRef` is the release the labels were rendered from: refused (and nothing recorded) when
     /// it is no longer the current one, or when a unit is not part of what it signed.
+    ///
+    /// Prints still valid (neither voided nor superseded) end here, superseded by the new print of
+    /// the same division: those of the current values only with a `reprintReason` (refused without
+    /// one), those of values since corrected automatically, the correction named as the reason.
     public func recordLabelPrints(
         productRef: Int64, signatureRef: Int64, prints: [(unitRef: Int64, contentSHA256: String)], format: String,
-        destination: String, by actor: String, atUnixMilliseconds at: Int64
+        destination: String, by actor: String, reprintReason: String? = nil, atUnixMilliseconds at: Int64
     ) async throws -> [LabelPrintRow] {
         try await pool.write { db in
             guard let release = try ProductReader.currentRelease(db, productRef: productRef) else {
@@ -532,6 +574,12 @@ extension RecordStore {
                     throw ProductStoreError.unitNotInRelease(unitRef: p.unitRef, signatureRef: signatureRef)
                 }
             }
+            let valid = try ProductReader.validPrints(db, productRef: productRef)
+            let reprint = reprintReason.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+            let sameValues = valid.filter { $0.computationRef == release.computationRef }
+            if !sameValues.isEmpty, reprint == nil {
+                throw ProductStoreError.reprintReasonRequired(productRef: productRef, validPrints: sameValues.map(\.print.id))
+            }
             var rows: [LabelPrintRow] = []
             for p in prints {
                 try db.execute(
@@ -545,8 +593,91 @@ extension RecordStore {
                 rows.append(
                     try ProductReader.labelPrint(Row.fetchOne(db, sql: "SELECT * FROM label_prints WHERE id = ?", arguments: [id])!))
             }
+            guard !rows.isEmpty else { return rows }
+            var divisionOfNew: [String: Int64] = [:]
+            for row in rows {
+                if let division = try String.fetchOne(db, sql: "SELECT division_code FROM units WHERE id = ?", arguments: [row.unitRef]),
+                    divisionOfNew[division] == nil
+                {
+                    divisionOfNew[division] = row.id
+                }
+            }
+            let correction = try Row.fetchOne(
+                db, sql: "SELECT version, entered_by, reason FROM lab_results WHERE product_ref = ? ORDER BY version DESC LIMIT 1",
+                arguments: [productRef])
+            for old in valid {
+                let replacement = divisionOfNew[old.divisionCode]
+                var reason: String
+                if old.computationRef == release.computationRef {
+                    reason = "reprint: " + (reprint ?? "")
+                } else {
+                    let version: Int = correction?["version"] ?? 0
+                    let by: String = correction?["entered_by"] ?? "?"
+                    let why: String? = correction?["reason"]
+                    reason = "lab values corrected (version \(version) by \(by)\(why.map { ": \($0)" } ?? "")), released again as signature \(release.id)"
+                    if let reprint { reason += "; reprint: \(reprint)" }
+                }
+                guard let replacement else {
+                    // Nothing replaces a unit the corrected product no longer has: its labels must be
+                    // destroyed, so they are recorded as voided, not as replaced by another unit's print.
+                    try Self.insertFate(
+                        db, printRef: old.print.id, fate: .voided, replacedBy: nil,
+                        reason: reason + "; unit \(old.divisionCode) is not part of the corrected product: destroy its labels",
+                        by: actor, at: at)
+                    continue
+                }
+                try Self.insertFate(
+                    db, printRef: old.print.id, fate: .superseded, replacedBy: replacement, reason: reason, by: actor, at: at)
+            }
             return rows
         }
+    }
+
+    /// Records that the labels of these prints (nil: every valid print of the product) were destroyed.
+    /// Refused, with nothing recorded, if any of them is not this product's or has already ended.
+    public func voidLabelPrints(
+        productRef: Int64, printRefs: [Int64]?, reason: String, by actor: String, atUnixMilliseconds at: Int64
+    ) async throws -> [LabelPrintFateRow] {
+        try await pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM products WHERE id = ?", arguments: [productRef]) == true else {
+                throw ProductStoreError.unknownProduct(productRef)
+            }
+            let why = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !why.isEmpty else { throw ProductStoreError.voidReasonRequired(productRef: productRef) }
+            let all = try ProductReader.labelPrints(db, productRef: productRef).map(\.id)
+            let ended = Dictionary(
+                uniqueKeysWithValues: try ProductReader.labelPrintFates(db, productRef: productRef).map { ($0.labelPrintRef, $0) })
+            let targets: [Int64]
+            if let printRefs {
+                for ref in printRefs {
+                    guard all.contains(ref) else { throw ProductStoreError.unknownPrint(productRef: productRef, printRef: ref) }
+                    if let fate = ended[ref] { throw ProductStoreError.printEnded(printRef: ref, fate: fate.fate.rawValue) }
+                }
+                targets = Array(Set(printRefs)).sorted()
+            } else {
+                targets = all.filter { ended[$0] == nil }
+            }
+            guard !targets.isEmpty else { throw ProductStoreError.noValidPrints(productRef: productRef) }
+            return try targets.map { ref in
+                try Self.insertFate(db, printRef: ref, fate: .voided, replacedBy: nil, reason: why, by: actor, at: at)
+            }
+        }
+    }
+
+    @discardableResult
+    static func insertFate(
+        _ db: Database, printRef: Int64, fate: LabelPrintFateRow.Fate, replacedBy: Int64?, reason: String, by actor: String, at: Int64
+    ) throws -> LabelPrintFateRow {
+        try db.execute(
+            sql: """
+                INSERT INTO label_print_fates (label_print_ref, fate, replaced_by_print_ref, reason, recorded_by, recorded_at_unix_ms)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [printRef, fate.rawValue, replacedBy, reason, actor, at])
+        let id = db.lastInsertedRowID
+        try Audit.record(
+            db, table: "label_print_fates", id: id, action: fate == .voided ? "label.void" : "label.supersede", actor: actor, at: at,
+            reason: reason)
+        return ProductReader.labelPrintFate(try Row.fetchOne(db, sql: "SELECT * FROM label_print_fates WHERE id = ?", arguments: [id])!)
     }
 
     /// Everything about a product in one read transaction.
@@ -568,7 +699,8 @@ extension RecordStore {
             let prints = try ProductReader.labelPrints(db, productRef: productRef)
             return ProductSnapshot(
                 product: product, run: run, labResults: labs, computation: current?.0, units: current?.1 ?? [],
-                release: release, signatures: signatures, labelPrints: prints)
+                release: release, signatures: signatures, labelPrints: prints,
+                labelPrintFates: try ProductReader.labelPrintFates(db, productRef: productRef))
         }
     }
 }
@@ -679,6 +811,39 @@ enum ProductReader {
                 WHERE units.product_ref = ? ORDER BY label_prints.id
                 """, arguments: [productRef]
         ).map(labelPrint)
+    }
+
+    static func labelPrintFates(_ db: Database, productRef: Int64) throws -> [LabelPrintFateRow] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT label_print_fates.* FROM label_print_fates
+                JOIN label_prints ON label_prints.id = label_print_fates.label_print_ref
+                JOIN units ON units.id = label_prints.unit_ref
+                WHERE units.product_ref = ? ORDER BY label_print_fates.id
+                """, arguments: [productRef]
+        ).map(labelPrintFate)
+    }
+
+    /// Prints of the product whose labels are still valid, with their unit's computation and division.
+    static func validPrints(_ db: Database, productRef: Int64) throws -> [(print: LabelPrintRow, computationRef: Int64, divisionCode: String)] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT label_prints.*, units.computation_ref AS unit_computation_ref, units.division_code AS unit_division_code
+                FROM label_prints JOIN units ON units.id = label_prints.unit_ref
+                WHERE units.product_ref = ?
+                  AND NOT EXISTS (SELECT 1 FROM label_print_fates WHERE label_print_fates.label_print_ref = label_prints.id)
+                ORDER BY label_prints.id
+                """, arguments: [productRef]
+        ).map { (labelPrint($0), $0["unit_computation_ref"], $0["unit_division_code"]) }
+    }
+
+    static func labelPrintFate(_ row: Row) -> LabelPrintFateRow {
+        LabelPrintFateRow(
+            id: row["id"], labelPrintRef: row["label_print_ref"],
+            fate: LabelPrintFateRow.Fate(rawValue: row["fate"]) ?? .voided, replacedByPrintRef: row["replaced_by_print_ref"],
+            reason: row["reason"], recordedBy: row["recorded_by"], recordedAtUnixMilliseconds: row["recorded_at_unix_ms"])
     }
 
     static func labelPrint(_ row: Row) -> LabelPrintRow {

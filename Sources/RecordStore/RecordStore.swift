@@ -12,25 +12,34 @@ public final class RecordStore: Sendable {
     /// The directory whose volume's free space is checked against `options.reserveBytes`.
     let directory: String
     let pool: DatabasePool
+    /// The audit key and anchor (AuditAnchor.swift).
+    let audit: AuditSetup
+    /// Runs' telemetry completeness, kept until a run's messages change (RunGaps.swift).
+    let completenessCache = CompletenessCache()
 
     /// The newest schema version this build reads and writes.
     public static var schemaVersion: Int { Schema.version }
 
-    private init(path: String, options: Options, pool: DatabasePool) {
+    private init(path: String, options: Options, pool: DatabasePool, audit: AuditSetup) {
         self.path = path
         self.options = options
         self.directory = Self.directory(of: path)
         self.pool = pool
+        self.audit = audit
     }
 
     /// Opens (creating directories and file as needed) and migrates forward. Refuses a file written
     /// by a newer schema. Runs off the Swift concurrency pool: opening and migrating do blocking I/O.
-    /// `options` bound the WAL and set the disk reserve (docs/store.md, "Disk space").
-    public static func open(path: String, options: Options = Options()) async throws -> RecordStore {
-        try await offPool { try openSynchronously(path: path, options: options) }
+    /// `options` bound the WAL and set the disk reserve (docs/store.md, "Disk space"). `audit` says
+    /// where the audit key comes from and where the trail is anchored (docs/products.md); a key
+    /// that is unusable, or not the one the trail was written with, is refused (`AuditKeyError`).
+    public static func open(path: String, options: Options = Options(), audit: AuditOptions = AuditOptions()) async throws
+        -> RecordStore
+    {
+        try await offPool { try openSynchronously(path: path, options: options, audit: audit) }
     }
 
-    private static func openSynchronously(path: String, options: Options) throws -> RecordStore {
+    private static func openSynchronously(path: String, options: Options, audit: AuditOptions) throws -> RecordStore {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
@@ -46,7 +55,9 @@ public final class RecordStore: Sendable {
         configuration.busyMode = .timeout(5)
         let journalSizeLimit = options.journalSizeLimitBytes
         let autocheckpointPages = options.walAutocheckpointPages
+        let auditContext = AuditContext()
         configuration.prepareDatabase { db in
+            db.add(function: auditContext.macFunction)
             // WAL + NORMAL may lose the last commits on power loss; an ACKed message must survive.
             try db.execute(sql: "PRAGMA synchronous = FULL")
             if !db.configuration.readonly {
@@ -78,12 +89,17 @@ public final class RecordStore: Sendable {
                     path: path, fileVersion: fileVersion, knownVersion: Schema.version, unknownMigrations: unknown)
             }
             try migrator.migrate(pool)
+            // Whether this open applied v5: only then (or with no keyed entry and no anchor file) may
+            // the trail be keyed for the first time (AuditSetup.prepare).
+            let appliedV5 = !applied.contains(Schema.auditAnchorMigration)
+            let auditSetup = try AuditSetup.prepare(
+                pool: pool, path: path, options: audit, context: auditContext, appliedV5: appliedV5)
+            return RecordStore(path: path, options: options, pool: pool, audit: auditSetup)
         } catch {
             try? pool.close()
-            if error is RecordStoreError { throw error }
+            if error is RecordStoreError || error is AuditKeyError || error is AuditAnchorError { throw error }
             throw RecordStoreError.cannotOpen(path: path, reason: "\(error)")
         }
-        return RecordStore(path: path, options: options, pool: pool)
     }
 
     /// Copies the WAL into the database file and truncates the WAL (SQLite also checkpoints on its own

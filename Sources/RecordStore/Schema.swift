@@ -28,7 +28,7 @@ enum TelemetryColumns {
 
 enum Schema {
     /// The newest schema this build knows. Also written to `PRAGMA user_version` so tools outside GRDB can tell.
-    static let version = 3
+    static let version = 6
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -37,6 +37,9 @@ enum Schema {
         migrator.registerMigration("v1") { db in try v1(db) }
         migrator.registerMigration("v2-products") { db in try v2(db) }
         migrator.registerMigration("v3-run-presets") { db in try v3(db) }
+        migrator.registerMigration("v4-product-trust") { db in try v4(db) }
+        migrator.registerMigration("v5-audit-anchor") { db in try v5(db) }
+        migrator.registerMigration("v6-run-completeness") { db in try v6(db) }
         return migrator
     }
 
@@ -378,7 +381,7 @@ enum Schema {
 
     /// Presets changed for one run (limits.md), each change a row of its own with its reason and
     /// who made it, audited like the product records. The watcher merges them in id order.
-    private static func v3(_ db: Database) throws {
+    static func v3(_ db: Database) throws {
         try db.execute(
             sql: """
                 CREATE TABLE run_preset_changes (

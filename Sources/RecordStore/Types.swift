@@ -89,6 +89,8 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
     case storageFull(path: String, freeBytes: UInt64, reserveBytes: UInt64)
     /// No run with this id.
     case runNotFound(runRef: Int64)
+    /// No run with this run id from this device.
+    case runNotKnown(deviceSerial: String, runID: String)
 
     public var description: String {
         switch self {
@@ -114,6 +116,8 @@ public enum RecordStoreError: Error, Hashable, Sendable, CustomStringConvertible
                 + "more than the reserve is free."
         case .runNotFound(let runRef):
             "record store: no run with id \(runRef)"
+        case .runNotKnown(let serial, let runID):
+            "record store: no run \(runID) of device \(serial)"
         }
     }
 }

@@ -1,3 +1,4 @@
+import ApheresisCore
 import Foundation
 import GRDB
 import SeparatorProtocol
@@ -20,7 +21,7 @@ extension RecordStore {
     public func commit(
         _ message: SeparatorMessage, raw: [UInt8], receivedAtUnixMilliseconds: Int64, monotonic: Duration? = nil,
         profileName: String? = nil, sampleQuality: [String] = [], alarms: [AlarmChange] = [], events: [EventNote] = [],
-        linkName: String? = nil
+        gaps: [TelemetryGap] = [], linkName: String? = nil
     ) async throws -> CommitOutcome {
         guard let sequence = Int64(exactly: message.sequenceNumber) else {
             throw RecordStoreError.sequenceOutOfRange(message.sequenceNumber)
@@ -51,6 +52,7 @@ extension RecordStore {
                 sampleQuality: sampleQuality, newSamples: &newSamples)
             try Writer.applyAlarmChanges(
                 db, alarms, deviceSerial: serial, runID: message.order.runID, runRef: runRef, messageRef: messageRef, at: at)
+            try GapWriter.insert(db, gaps, runRef: runRef, messageRef: messageRef, at: at)
             for event in events {
                 try Writer.insertEvent(
                     db, kind: event.kind, deviceSerial: serial, runRef: runRef, messageRef: messageRef, at: at,
@@ -222,6 +224,8 @@ enum Writer {
                 profileName,
             ])
         let id = db.lastInsertedRowID
+        // The run's facts go into the audit trail with the row; a RUN_START records them after filling them in.
+        if message.kind != .runStart { try Audit.recordRunFacts(db, runRef: id, at: at) }
         if message.kind != .runStart {
             try insertEvent(
                 db, kind: "run_opened_mid_run", deviceSerial: serial, runRef: id, messageRef: nil, at: at,
@@ -264,11 +268,13 @@ enum Writer {
                     db, kind: "run_start", deviceSerial: serial, runRef: runRef, messageRef: messageRef, at: at,
                     deviceTimestamp: message.timestamp, detail: source.rawValue)
             }
+            try Audit.recordRunFacts(db, runRef: runRef, at: at)
         case .tick:
             newSamples += try insertSample(db, message, runRef: runRef, messageRef: messageRef, quality: sampleQuality)
         case .runEnd:
             newSamples += try insertSample(db, message, runRef: runRef, messageRef: messageRef, quality: sampleQuality)
             try fillRun(db, runRef: runRef, message, profileName: profileName)
+            try Audit.recordRunFacts(db, runRef: runRef, at: at)
             try closeRun(
                 db, runRef: runRef, deviceSerial: serial, endTimestamp: message.timestamp, messageRef: messageRef, at: at)
         case .alarm, .event:

@@ -37,12 +37,51 @@ enum Console {
         tcgetattr(0, &saved)
         var quiet = saved
         quiet.c_lflag &= ~tcflag_t(ECHO)
+        // Ctrl-C, a kill or a hang-up while echo is off must not leave the terminal silent.
+        let previous = PromptSignals.install(restoring: saved)
         tcsetattr(0, TCSAFLUSH, &quiet)
         defer {
             tcsetattr(0, TCSAFLUSH, &saved)
+            PromptSignals.uninstall(previous)
             write(2, "\n")
         }
         return readLine(strippingNewline: true)
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP during a password prompt: the handler puts the terminal's settings
+/// back, ends the line, and exits 130 for SIGINT (as a shell reports Ctrl-C); SIGTERM and SIGHUP
+/// are then raised again with their default action, so the parent sees the signal itself.
+/// Only async-signal-safe calls in the handler (tcsetattr, write, signal, raise, _exit).
+enum PromptSignals {
+    static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// Read by the handler: written before the handler is installed, not after.
+    nonisolated(unsafe) static var saved = termios()
+
+    static func install(restoring settings: termios) -> [sigaction] {
+        saved = settings
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { signal in
+            tcsetattr(0, TCSAFLUSH, &PromptSignals.saved)
+            _ = Glibc.write(2, "\n", 1)
+            if signal == SIGINT { _exit(130) }
+            Glibc.signal(signal, SIG_DFL)
+            raise(signal)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        return signals.map { number in
+            var old = sigaction()
+            sigaction(number, &action, &old)
+            return old
+        }
+    }
+
+    static func uninstall(_ previous: [sigaction]) {
+        for (number, old) in zip(signals, previous) {
+            var old = old
+            sigaction(number, &old, nil)
+        }
     }
 }
 

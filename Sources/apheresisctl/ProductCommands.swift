@@ -8,7 +8,14 @@ import RecordStore
 struct ProductCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "product", abstract: "Products of closed runs: create, lab values, show, release, labels.",
-        subcommands: [Create.self, Lab.self, Show.self, List.self, Release.self, Labels.self])
+        subcommands: [Create.self, Lab.self, Show.self, List.self, Release.self, Labels.self, VoidLabels.self])
+
+    /// The run's telemetry completeness and each gap, as the release screen shows them.
+    static func completenessLines(_ c: TelemetryCompleteness, gaps: [RunGapRow]) -> String {
+        var text = "Run telemetry: " + (c.isComplete ? "complete, " : "INCOMPLETE, ") + c.summary + "\n"
+        for gap in gaps { text += "  gap: \(gap.description)\n" }
+        return text
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create the product of a closed run and assign its DIN.")
@@ -56,6 +63,9 @@ struct ProductCommand: AsyncParsableCommand {
                 try await workflow.enterLabValues(product: row, values: values, by: credential, reason: reason)
             }
             Console.out(state.releaseSummary(timeZone: workflow.timeZoneInUse), terminator: "")
+            if let completeness = state.runCompleteness {
+                Console.out(ProductCommand.completenessLines(completeness, gaps: state.runGaps), terminator: "")
+            }
             Console.out("status: \(state.status.rawValue)")
         }
     }
@@ -69,6 +79,9 @@ struct ProductCommand: AsyncParsableCommand {
             let row = try await refusing { try await workflow.findProduct(product) }
             let state = try await refusing { try await workflow.state(of: row) }
             Console.out(state.releaseSummary(timeZone: workflow.timeZoneInUse), terminator: "")
+            if let completeness = state.runCompleteness {
+                Console.out(ProductCommand.completenessLines(completeness, gaps: state.runGaps), terminator: "")
+            }
             Console.out("status: \(state.status.rawValue)")
             if let release = state.release {
                 Console.out(
@@ -76,8 +89,18 @@ struct ProductCommand: AsyncParsableCommand {
                         + ProductState.localTime(release.signedAtUnixMilliseconds, workflow.timeZoneInUse)
                         + ", signed content SHA-256 \(release.signedContentSHA256)")
             }
+            let divisions = Dictionary(state.units.map { ($0.id, $0.values.divisionCode) }, uniquingKeysWith: { a, _ in a })
             for print in state.labelPrints {
-                Console.out("label printed: unit \(print.unitRef) by \(print.printedBy) as \(print.format) to \(print.destination)")
+                let unit = divisions[print.unitRef].map { "unit \($0)" } ?? "unit \(print.unitRef) (earlier values)"
+                var line =
+                    "label print \(print.id): \(unit) by \(print.printedBy) at "
+                    + ProductState.localTime(print.printedAtUnixMilliseconds, workflow.timeZoneInUse)
+                    + " as \(print.format) to \(print.destination): \(state.labelStatus(of: print).rawValue)"
+                if let fate = state.fate(of: print) {
+                    line += fate.replacedByPrintRef.map { " by print \($0)" } ?? ""
+                    line += " (\(fate.recordedBy), \(ProductState.localTime(fate.recordedAtUnixMilliseconds, workflow.timeZoneInUse)): \(fate.reason))"
+                }
+                Console.out(line)
             }
         }
     }
@@ -103,6 +126,11 @@ struct ProductCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "Product id or DIN.") var product: String
         @Option(help: "The signer (lab or supervisor).") var user: String
+        @Option(
+            name: .customLong("acknowledge-incomplete-run"),
+            help: ArgumentHelp(
+                "Release although the run's telemetry has gaps, for this reason (audited with the gaps).", valueName: "reason"))
+        var acknowledgeIncompleteRun: String?
         func run() async throws {
             let workflow = try await store.workflow()
             let row = try await refusing { try await workflow.findProduct(product) }
@@ -110,11 +138,21 @@ struct ProductCommand: AsyncParsableCommand {
             // What is shown here is what is signed: its hash goes with the signature, and a record that
             // changes before the password is entered makes the signature fail.
             Console.out(state.releaseSummary(timeZone: workflow.timeZoneInUse), terminator: "")
+            if let completeness = state.runCompleteness {
+                Console.out(ProductCommand.completenessLines(completeness, gaps: state.runGaps), terminator: "")
+                // Refused before the password is asked: nothing to sign without the acknowledgement.
+                if !completeness.isComplete, (acknowledgeIncompleteRun ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                    Console.error(
+                        "refused: " + ProductWorkflowError.incompleteRunNotAcknowledged(product: row.din, completeness: completeness.summary).description)
+                    throw ExitCode(1)
+                }
+            }
             let shown = state.releaseSummarySHA256(timeZone: workflow.timeZoneInUse)
             let credential = Credential(
                 userName: user, password: try await Console.password("Sign as \(user), meaning \"released\". Password: "))
             let signature = try await refusing {
-                try await workflow.release(product: row, shownSummarySHA256: shown, by: credential)
+                try await workflow.release(
+                    product: row, shownSummarySHA256: shown, by: credential, acknowledgingIncompleteRun: acknowledgeIncompleteRun)
             }
             Console.out(
                 "released by \(signature.userFullName) (\(signature.userName)) at "
@@ -133,10 +171,17 @@ struct ProductCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Write one file per unit into this directory.", valueName: "directory")) var output: String?
         @Option(help: ArgumentHelp("Send ZPL to this raw printer port (host:port); default: the configured printer.", valueName: "host:port"))
         var printer: String?
+        @Flag(help: "Print again while earlier labels of these values are still valid; they become superseded (needs --reason).")
+        var reprint = false
+        @Option(help: "Why the labels are reprinted (with --reprint).") var reason: String?
 
         func run() async throws {
             guard let format = LabelFormat(rawValue: format) else {
                 Console.error("\"\(format)\" is not a label format; use zpl, pdf or svg")
+                throw ExitCode(64)
+            }
+            if reprint != (reason != nil) {
+                Console.error(reprint ? "--reprint needs --reason: say why the labels are printed again" : "--reason goes with --reprint")
                 throw ExitCode(64)
             }
             let workflow = try await store.workflow()
@@ -161,9 +206,32 @@ struct ProductCommand: AsyncParsableCommand {
             let row = try await refusing { try await workflow.findProduct(product) }
             let credential = Credential(userName: user, password: try await Console.password("Password for \(user): "))
             let outputs = try await refusing {
-                try await workflow.produceLabels(product: row, format: format, destination: destination, by: credential)
+                try await workflow.produceLabels(
+                    product: row, format: format, destination: destination, by: credential, reprintReason: reason)
             }
             for output in outputs { Console.out("\(output.unitLine): \(output.location)") }
+        }
+    }
+
+    struct VoidLabels: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "void-labels", abstract: "Record that printed labels were destroyed.",
+            discussion: "Voids the given prints (ids from `product show`), or every print of the product still valid. Audited.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Product id or DIN.") var product: String
+        @Option(help: "The acting user (lab or supervisor).") var user: String
+        @Option(name: .customLong("print"), help: "A label print id to void (repeat for more); default: all still valid.")
+        var prints: [Int64] = []
+        @Option(help: "Why the labels were destroyed.") var reason: String
+
+        func run() async throws {
+            let workflow = try await store.workflow()
+            let row = try await refusing { try await workflow.findProduct(product) }
+            let credential = Credential(userName: user, password: try await Console.password("Password for \(user): "))
+            let voided = try await refusing {
+                try await workflow.voidLabels(product: row, prints: prints.isEmpty ? nil : prints, reason: reason, by: credential)
+            }
+            for fate in voided { Console.out("label print \(fate.labelPrintRef): voided (\(fate.reason))") }
         }
     }
 }

@@ -112,6 +112,12 @@ struct StatusCommand: AsyncParsableCommand {
                 for (code, reason) in notJudged.sorted(by: { $0.key < $1.key }) {
                     Console.out("run \(text(r["run_id"])): \(code) NOT JUDGED: \(text(reason))")
                 }
+                // So is telemetry that never arrived.
+                if let completeness = (r["watch"] as? [String: Any])?["completeness"] as? [String: Any],
+                    completeness["complete"] as? Bool == false
+                {
+                    Console.out("run \(text(r["run_id"])): TELEMETRY INCOMPLETE: \(text(completeness["summary"]))")
+                }
             }
         }
         Console.out("")

@@ -1,8 +1,10 @@
 import ApheresisDaemon
+import ApheresisVersion
 import ArgumentParser
 import DaemonConfiguration
 import Foundation
 import Logging
+import SimulatorKit
 import SystemdSupport
 
 @main
@@ -12,9 +14,15 @@ struct Apheresisd: AsyncParsableCommand {
         abstract: "Receives run telemetry from apheresis cell separators, watches the limits, keeps every message.",
         discussion: """
             With no --config the daemon runs the demo: the bundled simulator over a \
-            pseudo-terminal and a SQLite store in ./apheresisd-state. Under systemd it \
-            speaks sd_notify (READY, STATUS, WATCHDOG, STOPPING) and logs to the journal.
-            """
+            pseudo-terminal and a SQLite store in $XDG_STATE_HOME/apheresisd-demo (by default \
+            ~/.local/state/apheresisd-demo). Under systemd it speaks sd_notify (READY, STATUS, \
+            WATCHDOG, STOPPING) and logs to the journal.
+
+            Exit status: 0 after a stop; 78 (EX_CONFIG) for a configuration or scenario that \
+            cannot be used; 69 (EX_UNAVAILABLE) when the API cannot listen on its address (taken, \
+            not on this machine, no permission); 1 for anything else.
+            """,
+        version: ApheresisVersion.string
     )
 
     @Option(help: ArgumentHelp("Configuration file (TOML).", valueName: "file"))
@@ -26,32 +34,94 @@ struct Apheresisd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With no --config: the scenario the demo's simulator plays.", valueName: "file"))
     var demoScenario: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Where the API listens, overriding [api] listen: host:port (127.0.0.1:8470), or an absolute path for a Unix socket.",
+            valueName: "address"))
+    var apiListen: String?
+
     func run() async throws {
         if let path = checkConfig {
             try checkConfiguration(path)
             return
         }
         let environment = ProcessInfo.processInfo.environment
-        let configuration: DaemonConfiguration
+        var configuration: DaemonConfiguration
         if let config {
             do {
                 configuration = try DaemonConfiguration.load(path: config, environment: environment)
             } catch {
-                FileHandle.standardError.write(Data("apheresisd: \(error)\n".utf8))
-                throw ExitCode(78)  // EX_CONFIG: systemd does not restart into the same mistake
+                Self.refuse("\(error)")
             }
         } else {
             let cwd = FileManager.default.currentDirectoryPath
             let scenario = demoScenario ?? Self.defaultDemoScenario(cwd: cwd)
-            configuration = DaemonConfiguration.demo(workingDirectory: cwd, simulatorScenario: scenario)
+            configuration = DaemonConfiguration.demo(environment: environment, simulatorScenario: scenario)
+        }
+        if let apiListen {
+            guard let listen = Self.parseListen(apiListen) else {
+                Self.refuse("--api-listen \"\(apiListen)\" is neither host:port (such as 127.0.0.1:8470) nor an absolute socket path")
+            }
+            configuration.api.listen = listen
+        }
+        // A simulated separator whose scenario cannot be played would start, say READY and retry for
+        // ever: refused here, as a bad configuration is.
+        for device in configuration.devices {
+            guard case .simulator(let scenario, _, _) = device.transport else { continue }
+            if let problem = Self.scenarioProblem(scenario) {
+                let origin = config == nil ? "the demo's scenario (--demo-scenario)" : "device \(device.name): scenario"
+                Self.refuse("\(origin) \(scenario): \(problem)")
+            }
         }
         _ = LogSetup.bootstrap(
             identifier: "apheresisd", level: Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info, environment: environment)
         let logger = Logger(label: "apheresisd")
         if config == nil {
-            logger.notice("no --config: running the demo (simulator over a pty, store in \(configuration.stateDirectory))")
+            logger.notice("no --config: running the demo (simulator over a pty); its state (store, simulator state, pty link) is in \(configuration.stateDirectory)")
         }
-        try await Daemon(configuration: configuration, environment: environment, logger: logger).run()
+        do {
+            try await Daemon(configuration: configuration, environment: environment, logger: logger).run()
+        } catch let refusal as DaemonStartRefused {
+            logger.critical("\(refusal.message)")
+            throw ExitCode(refusal.exitCode)
+        }
+    }
+
+    /// Says why on standard error and exits 78 (EX_CONFIG): systemd does not restart into the same
+    /// mistake (RestartPreventExitStatus=78 in the unit).
+    static func refuse(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("apheresisd: \(message)\n".utf8))
+        Apheresisd.exit(withError: ExitCode(78))
+    }
+
+    /// `host:port` (IPv6 in brackets) or an absolute Unix socket path.
+    static func parseListen(_ text: String) -> APISettings.Listen? {
+        if text.hasPrefix("/") { return .unixSocket(path: text) }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : .tcp(host: host, port: port)
+    }
+
+    /// Why a scenario file cannot be played (missing, unreadable, not a scenario), or nil.
+    static func scenarioProblem(_ path: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return "no such file; give an existing scenario (the bundled ones are in simulator/scenarios)"
+        }
+        if isDirectory.boolValue { return "is a directory, not a scenario file" }
+        guard FileManager.default.isReadableFile(atPath: path) else { return "cannot be read (permission denied)" }
+        do {
+            _ = try ScenarioLoader.load(path: path)
+            return nil
+        } catch {
+            var place = error.line.map { "line \($0)" } ?? ""
+            if let column = error.column, !place.isEmpty { place += ", column \(column)" }
+            let key = error.keyPath.map { "\($0): " } ?? ""
+            return "not a valid scenario" + (place.isEmpty ? "" : " (\(place))") + ": " + key + error.message
+        }
     }
 
     static func defaultDemoScenario(cwd: String) -> String {

@@ -30,6 +30,10 @@ extension Integration {
             try page.waitFor(
                 "document.querySelector('section.card[data-device=\"optia-sim\"] [data-role=\"link-state\"]')?.getAttribute('data-link-state') === 'up'",
                 timeout: .seconds(30), "the optia-sim card with its link up; \(diagnostics())")
+            // The run's telemetry completeness on its card (issue 11: gaps are data).
+            try page.waitFor(
+                "document.querySelector('section.card[data-device=\"optia-sim\"] [data-field=\"completeness\"]')?.getAttribute('data-complete') === 'true' && /^telemetry 100 %$/.test(document.querySelector('section.card[data-device=\"optia-sim\"] [data-field=\"completeness\"]').textContent)",
+                timeout: .seconds(30), "the run's telemetry completeness shown; \(diagnostics())")
 
             // Sign in on the page (the dashboard's session, not a browser password dialog).
             try page.type("#signin-user", "op1")

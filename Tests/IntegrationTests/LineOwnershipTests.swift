@@ -82,7 +82,9 @@ extension Integration {
                     "--speed", "600", "--answer-timeout", "0.5", "--state", directory.appendingPathComponent("sim.state").path,
                 ], workingDirectory: directory)
             _ = try sim.waitForLine(prefix: "pty: ")
+            // Each daemon on a port of its own: a taken API port is refused before the line is opened.
             let config = Integration.DaemonDeliveryTests.deviceConfig("transport = \"pty\"\npath = \"\(link)\"")
+                + "\n[api]\nlisten = \"127.0.0.1:0\"\n"
             let firstDirectory = directory.appendingPathComponent("first")
             let secondDirectory = directory.appendingPathComponent("second")
             try FileManager.default.createDirectory(at: firstDirectory, withIntermediateDirectories: true)

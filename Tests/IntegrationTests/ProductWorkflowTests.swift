@@ -178,7 +178,8 @@ extension Integration {
 
             let previews = directory.appendingPathComponent("labels")
             r = try ctl(
-                ["product", "labels", "1", "--user", "lab1", "--format", "pdf", "--output", previews.path], [Self.labPassword])
+                ["product", "labels", "1", "--user", "lab1", "--format", "pdf", "--output", previews.path, "--reprint", "--reason",
+                    "PDF copies for the batch record"], [Self.labPassword])
             #expect(r.status == 0, "\(r)")
             let files = try FileManager.default.contentsOfDirectory(atPath: previews.path).filter { $0.hasSuffix(".pdf") }.sorted()
             #expect(files == ["A0", "B0", "C0", "D0"].map { "\(product.din)-\($0).pdf" })

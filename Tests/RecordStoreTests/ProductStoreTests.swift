@@ -30,7 +30,8 @@ struct ProductStoreTests {
         try await store.createProduct(
             runRef: run, facility: "G1234", dinYear: 26, dinFlags: "00", productDescriptionCode: "S9999", typeOfCollection: "1",
             productName: "MNC", collectedVolumeCubicMetres: 160e-6, collectedAtUnixMilliseconds: Fixture.now,
-            patientMassKilograms: 20, by: "lab1", atUnixMilliseconds: Fixture.now,
+            // The run's audited weight: verify checks a product's mass against it.
+            patientMassKilograms: Fixture.patient.weightKilograms, by: "lab1", atUnixMilliseconds: Fixture.now,
             din: { "G123426" + String(repeating: "0", count: 6 - String($0).count) + String($0) })
     }
 
@@ -238,7 +239,8 @@ struct ProductStoreTests {
                 let copy = dir.file("tamper-\(seq)-\(k).sqlite")
                 try FileManager.default.copyItem(atPath: original, toPath: copy)
                 try Self.sqlite(copy, "UPDATE audit_log SET \(change) WHERE seq = \(seq)")
-                let tampered = try await RecordStore.open(path: copy)
+                // A copy has no anchor file of its own: opened to verify (an ordinary open refuses it).
+                let tampered = try await RecordStore.open(path: copy, audit: AuditOptions(verifyOnly: true))
                 let v = try await tampered.verifyAudit()
                 try await tampered.close()
                 #expect(!v.isIntact, "\(change) at \(seq) went unnoticed")
@@ -249,8 +251,8 @@ struct ProductStoreTests {
         }
     }
 
-    /// Entries cut off the end together with the rows they recorded leave a sound chain: only a head
-    /// hash written down earlier finds that.
+    /// Entries cut off the end together with the rows they recorded leave a sound chain: the anchor
+    /// file finds that by itself (AuditAnchorTests), and a head hash written down earlier still does.
     @Test func aCutOffEndIsFoundAgainstAHeadWrittenDownEarlier() async throws {
         let dir = try TempDirectory()
         let (store, runs, _) = try await Self.prepared(dir)
@@ -262,8 +264,8 @@ struct ProductStoreTests {
             dir.file(),
             Self.dropTriggers + "DROP TRIGGER products_no_delete; DELETE FROM products; DELETE FROM audit_log WHERE entity = 'product'")
         let tampered = try await RecordStore.open(path: dir.file())
-        #expect(try await tampered.verifyAudit().isIntact)
-        #expect(try await tampered.verifyAudit(expectedHead: head).isIntact)
+        #expect(try await tampered.verifyAudit().problems.contains { $0.message.contains("entries were cut off its end") })
+        #expect(try await tampered.verifyAudit(expectedHead: head).problems.allSatisfy { !$0.message.contains("written down earlier") })
         let v = try await tampered.verifyAudit(expectedHead: laterHead)
         #expect(v.problems.first?.description.contains("written down earlier is not in the trail") == true, "\(v.problems)")
         try await tampered.close()
@@ -279,7 +281,8 @@ struct ProductStoreTests {
             let copy = dir.file("\(name).sqlite")
             try FileManager.default.copyItem(atPath: dir.file(), toPath: copy)
             try Self.sqlite(copy, sql)
-            let tampered = try await RecordStore.open(path: copy)
+            // A copy has no anchor file of its own: opened to verify (an ordinary open refuses it).
+            let tampered = try await RecordStore.open(path: copy, audit: AuditOptions(verifyOnly: true))
             let v = try await tampered.verifyAudit()
             try await tampered.close()
             #expect(!v.isIntact, "\(name)")

@@ -25,7 +25,8 @@ struct RunPresetChangeTests {
         #expect(changes.map(\.changedBy) == ["op1", "sup"])
         #expect(changes.first == first)
 
-        let entries = try await store.auditEntries()
+        // The run's own facts entry ("run.open", AuditAnchorTests) comes first.
+        let entries = try await store.auditEntries(entity: "run_preset_change")
         #expect(entries.map(\.action) == ["run.presets.change", "run.presets.change"])
         #expect(entries.first?.reason == "physician: smaller child" && entries.first?.actor == "op1")
         #expect(entries.first?.newValue?.contains(#"{\"collect_target_ml\":150}"#) == true, "\(entries.first?.newValue ?? "")")
@@ -49,6 +50,6 @@ struct RunPresetChangeTests {
                 runRef: 999, changes: ["collect_target_ml": 100], reason: "no such run", by: "op1", atUnixMilliseconds: Fixture.now)
         }
         #expect(try await store.presetChanges(runRef: run.id).count == 2)
-        #expect(try await store.auditEntries().count == 2)
+        #expect(try await store.auditEntries(entity: "run_preset_change").count == 2)
     }
 }

@@ -98,5 +98,22 @@ extension ProcessWideTests {
             // It talks to TCP bridges.
             #expect(!lines.contains { $0.hasPrefix("PrivateNetwork=") })
         }
+
+        /// A bad configuration (exit 78, EX_CONFIG) is not restarted into the same mistake, and the
+        /// unit names the documents the README installs under /usr/local/share/doc/apheresisd.
+        @Test func noRestartLoopAndDocumentation() throws {
+            let text = try String(contentsOf: RepositoryFiles.unit, encoding: .utf8)
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(lines.contains("RestartPreventExitStatus=78"), "\(lines)")
+            let documents = lines.filter { $0.hasPrefix("Documentation=") }.flatMap { $0.dropFirst("Documentation=".count).split(separator: " ") }
+            for name in ["README.md", "service.md", "configuration.md", "daemon.md", "api.md"] {
+                #expect(documents.contains(Substring("file:///usr/local/share/doc/apheresisd/\(name)")), "\(documents)")
+                let source = name == "README.md" ? RepositoryFiles.root.appendingPathComponent(name) : RepositoryFiles.root.appendingPathComponent("docs/\(name)")
+                #expect(FileManager.default.fileExists(atPath: source.path), "the unit names \(name), which the repository lacks")
+            }
+            // systemd parses both: verify complains of an unparsable value or URL with "FILE:LINE:".
+            let result = try run(systemdAnalyze, ["verify", "--man=no", RepositoryFiles.unit.path])
+            #expect(!result.output.contains(RepositoryFiles.unit.path + ":"), "\(result.output)")
+        }
     }
 }

@@ -89,6 +89,10 @@ public struct FaultRates: Sendable, Equatable {
     /// The run's RUN_START is never sent, as if it had been lost or quarantined: the host sees the
     /// run first by its TICKs.
     public var omitRunStart: Bool
+    /// Messages due in this span (elapsed time since RUN_START) are numbered but never sent: they
+    /// count as acknowledged, as if another reader on the line had taken them. The host sees the
+    /// sequence jump and the run time jump.
+    public var lostSpan: Range<Seconds>?
     public init(corruptChecksum: Double, lostAck: Double, garbage: Double, omitRunStart: Bool = false) {
         self.corruptChecksum = corruptChecksum
         self.lostAck = lostAck

@@ -290,6 +290,18 @@ struct ScenarioParser {
             faults.lostAck = try faultTable.number("lost_ack_rate", in: 0...0.5, required: false) ?? 0
             faults.garbage = try faultTable.number("garbage_rate", in: 0...0.5, required: false) ?? 0
             faults.omitRunStart = try faultTable.bool("omit_run_start") ?? false
+            let lostFrom = try faultTable.number("lost_from_min", in: 0...720, unit: "min", required: false)
+            let lostTo = try faultTable.number("lost_to_min", in: 0...720, unit: "min", required: false)
+            switch (lostFrom, lostTo) {
+            case (let from?, let to?):
+                guard to > from else {
+                    throw context.error("faults.lost_to_min", "must be after lost_from_min (\(from) min), found \(to) min")
+                }
+                faults.lostSpan = Seconds.minutes(from)..<Seconds.minutes(to)
+            case (nil, nil): break
+            case (nil, _): throw context.error("faults.lost_from_min", "is required with lost_to_min")
+            case (_, nil): throw context.error("faults.lost_to_min", "is required with lost_from_min")
+            }
             try faultTable.rejectUnknownKeys()
         }
 

@@ -148,7 +148,12 @@ final class DeviceLoop {
             }
         }
         if !messages.isEmpty {
-            let entries = try outbox.enqueue(messages, at: t) { E1394Encoder.encode($0) }
+            var entries = try outbox.enqueue(messages, at: t) { E1394Encoder.encode($0) }
+            if let lost = scenario.faults.lostSpan, lost.contains(t), let first = entries.first, let last = entries.last {
+                for entry in entries { try outbox.acknowledge(entry.sequence) }
+                log("fault: message(s) #\(first.sequence)...#\(last.sequence) taken by another reader (never sent)")
+                entries = []
+            }
             if scenario.faults.garbage > 0, Double.random(in: 0..<1, using: &random) < scenario.faults.garbage {
                 pendingNoise += randomBytes(Int.random(in: 1...16, using: &random))
             }

@@ -1,3 +1,4 @@
+import ApheresisVersion
 import ArgumentParser
 import DeviceLinks
 import Quantities
@@ -31,6 +32,7 @@ struct OptiaSim: ParsableCommand {
             finished run as an export file. Unacknowledged messages and the sequence counter \
             live in a state file, so a restart loses nothing and repeats no sequence number.
             """,
+        version: ApheresisVersion.string,
         subcommands: [Run.self, Record.self, Replay.self, Decode.self, Monitor.self, Check.self],
         defaultSubcommand: Run.self
     )

@@ -120,6 +120,7 @@ actor MessagePipeline {
         var transitions: [AlarmTransition] = []
         var quality: [DataQualityFlag] = []
         var judgements: [JudgementChange] = []
+        var gaps: [TelemetryGap] = []
         var profileName: String?
         if message.kind == .runStart {
             if var watching = monitor {
@@ -143,6 +144,7 @@ actor MessagePipeline {
             transitions += evaluation.transitions
             quality = evaluation.sampleQuality
             judgements = evaluation.judgements
+            gaps = evaluation.gaps
             monitor = watching
         }
 
@@ -153,7 +155,8 @@ actor MessagePipeline {
             do {
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
-                    sampleQuality: quality.map(\.storeLabel), alarms: transitions.compactMap(AlarmChange.init), linkName: deviceName)
+                    sampleQuality: quality.map(\.storeLabel), alarms: transitions.compactMap(AlarmChange.init), gaps: gaps,
+                    linkName: deviceName)
             } catch let error as RecordStoreError where error.isAlarmDisagreement {
                 // The watcher and the store disagree about an alarm: keep the message, which matters
                 // more, and say so.
@@ -163,7 +166,7 @@ actor MessagePipeline {
                 alarmsRefused = true
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
-                    sampleQuality: quality.map(\.storeLabel), linkName: deviceName)
+                    sampleQuality: quality.map(\.storeLabel), gaps: gaps, linkName: deviceName)
             }
             metrics?.observeCommit(device: deviceName, duration: ContinuousClock.now - commitStarted)
             switch outcome {
@@ -200,6 +203,9 @@ actor MessagePipeline {
                     logger.notice("run \(key.runID) started (\(message.order.procedure), profile \(profileName ?? monitor?.profile.name ?? "?"))", metadata: metadata(message))
                 } else if message.kind == .runEnd {
                     logger.notice("run \(key.runID) ended", metadata: metadata(message))
+                }
+                for gap in gaps {
+                    logger.warning("data gap in run \(key.runID): \(gap.sentence)", metadata: metadata(message))
                 }
                 for flag in quality {
                     logger.warning("data quality: \(flag.storeLabel) in message #\(message.sequenceNumber) (kept, marked)", metadata: metadata(message))

@@ -172,6 +172,7 @@ final class ExportDirectoryService: Service, Sendable {
         guard let first = messages.first else { return true }
         var monitor: RunMonitor
         var transitions: [AlarmTransition]
+        var gaps: [TelemetryGap] = []
         var replayFrom = 0
         if let start = messages.first(where: { $0.kind == .runStart }) {
             monitor = RunMonitor(runStart: start, profile: RunMonitor.profile(for: start, from: profiles), receivedAt: .zero)
@@ -179,18 +180,32 @@ final class ExportDirectoryService: Service, Sendable {
         } else {
             monitor = RunMonitor(midRun: first, profile: RunMonitor.profile(for: first, from: profiles), receivedAt: .zero)
             transitions = monitor.initialTransitions
-            transitions += monitor.ingest(first, receivedAt: .zero).transitions
+            let evaluation = monitor.ingest(first, receivedAt: .zero)
+            transitions += evaluation.transitions
+            gaps += evaluation.gaps
             replayFrom = 1
         }
         for (index, message) in messages.enumerated() where index >= replayFrom && message.kind != .runStart {
             // Receive times are unknown for a file: space them by the message index.
-            transitions += monitor.ingest(message, receivedAt: .seconds(index)).transitions
+            let evaluation = monitor.ingest(message, receivedAt: .seconds(index))
+            transitions += evaluation.transitions
+            gaps += evaluation.gaps
         }
         var changes = transitions.compactMap(AlarmChange.init)
-        guard !changes.isEmpty else { return true }
+        guard !changes.isEmpty || !gaps.isEmpty else { return true }
         let serial = export.device.serialNumber
         let wall = DaemonClock.wallMilliseconds
         do {
+            // Gaps of a run seen live were stored as they were found; a retry after a refused write
+            // finds them stored and adds nothing.
+            if !gaps.isEmpty, try await store.gaps(runRef: runRef).isEmpty {
+                try await store.recordGaps(deviceSerial: serial, runID: export.runID, gaps: gaps, atUnixMilliseconds: wall)
+                for gap in gaps { logger.warning("data gap in exported run \(export.runID): \(gap.sentence)") }
+            }
+            guard !changes.isEmpty else {
+                health.storeWrote(at: DaemonClock.monotonic)
+                return true
+            }
             do {
                 try await store.recordAlarmChanges(deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
             } catch let error as RecordStoreError where error.isAlarmDisagreement {

@@ -392,8 +392,16 @@
       setText(field(card, 'run-id'), 'No run in progress');
       setText(field(card, 'patient'), '');
       setText(field(card, 'run-state'), '');
+      setText(field(card, 'completeness'), '');
       return;
     }
+    // Telemetry completeness: said quietly while complete, loudly once anything is missing.
+    const c = run.watch && run.watch.completeness;
+    const complete = c ? c.complete !== false : true;
+    setText(field(card, 'completeness'), c
+      ? (complete ? `telemetry ${fmt(c.percent_of_expected_ticks, 0)} %` : `TELEMETRY GAPS: ${c.summary}`)
+      : '');
+    setAttr(field(card, 'completeness'), 'data-complete', c ? String(complete) : '');
     setText(field(card, 'run-id'), run.runId || DASH);
     const p = run.patient || {};
     const parts = [];
@@ -764,7 +772,8 @@
     a.state = pageState(row.state, row.acknowledged_by);
     a.value = row.value;
     a.valueNow = isNum(row.value_now) ? row.value_now : null;
-    if (isNum(row.run_id)) a.runRef = row.run_id;
+    if (isNum(row.run_ref)) a.runRef = row.run_ref;
+    if (typeof row.run_id === 'string') a.runId = row.run_id;
     a.limit = row.limit;
     a.unit = row.unit;
     a.message = row.message;
@@ -1690,7 +1699,7 @@
       b.type = 'button';
       b.dataset.productId = String(p.id);
       b.setAttribute('aria-pressed', String(selectedProduct === p.id));
-      b.append(el('span', null, `${productName(p)} · run ${p.run_id}`), el('span', 'product-status', p.status));
+      b.append(el('span', null, `${productName(p)} · run ${p.run_id || p.run_ref}`), el('span', 'product-status', p.status));
       b.addEventListener('click', () => showProduct(p.id));
       li.append(b);
       return li;
@@ -1723,7 +1732,7 @@
     const dl = el('dl');
     const row = (k, v) => dl.append(el('dt', null, k), el('dd', null, v));
     row('Status', p.status);
-    row('Run', String(p.run_id));
+    row('Run', p.run_id ? `${p.run_id} (${p.run_ref})` : String(p.run_ref));
     row('Collected', `${fmt(p.collected_volume_millilitres, 1)} mL at ${formatDateTime(p.collected_at)}`);
     if (isNum(p.patient_mass_kilograms)) row('Patient mass', `${p.patient_mass_kilograms} kg`);
     const lab = (p.lab_results || [])[p.lab_results ? p.lab_results.length - 1 : 0];
@@ -1735,6 +1744,8 @@
       row('Units', `${c.unit_count} × ${fmt(c.unit_volume_millilitres, 1)} mL · CD3+ ${fmt(c.cd3_after_reduction_per_microlitre, 1)}/µL after reduction`);
       row('Collection', c.collection_sufficient ? 'sufficient' : 'NOT sufficient');
     }
+    const rc = p.run_completeness;
+    if (rc) row('Run telemetry', `${rc.complete ? 'complete' : 'INCOMPLETE'}: ${rc.summary}${rc.complete ? '' : ' (release needs an acknowledgement)'}`);
     if (p.release) row('Released', `by ${p.release.user_full_name || p.release.user_name} at ${formatDateTime(p.release.signed_at)}`);
     nodes.push(dl);
     const labels = el('div', 'labels');

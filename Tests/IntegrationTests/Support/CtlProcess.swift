@@ -16,8 +16,11 @@ enum Ctl {
     /// Runs to completion (at most `timeout`); stdout and stderr go through files, so a chatty
     /// child can never block on a full pipe.
     @discardableResult
-    static func run(_ arguments: [String], stdin: [String] = [], in directory: URL, timeout: Duration = .seconds(60)) throws -> CtlResult {
-        let process = try start(arguments, stdin: stdin, in: directory)
+    static func run(
+        _ arguments: [String], stdin: [String] = [], in directory: URL, timeout: Duration = .seconds(60),
+        environment extra: [String: String] = [:]
+    ) throws -> CtlResult {
+        let process = try start(arguments, stdin: stdin, in: directory, environment: extra)
         let deadline = ContinuousClock.now + timeout
         while process.process.isRunning {
             if ContinuousClock.now > deadline {
@@ -47,7 +50,8 @@ enum Ctl {
         }
     }
 
-    static func start(_ arguments: [String], stdin: [String] = [], in directory: URL) throws -> Running {
+    /// `extra`: variables added to the child's environment (e.g. CREDENTIALS_DIRECTORY).
+    static func start(_ arguments: [String], stdin: [String] = [], in directory: URL, environment extra: [String: String] = [:]) throws -> Running {
         let tag = UUID().uuidString.prefix(8)
         let running = Running(
             out: directory.appendingPathComponent("ctl-\(tag).out"), err: directory.appendingPathComponent("ctl-\(tag).err"))
@@ -62,9 +66,10 @@ enum Ctl {
         let input = Pipe()
         p.standardInput = input
         var environment = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID"] {
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID", "CREDENTIALS_DIRECTORY"] {
             environment.removeValue(forKey: key)
         }
+        environment.merge(extra) { _, new in new }
         p.environment = environment
         try p.run()
         let text = stdin.map { $0 + "\n" }.joined()
