@@ -28,16 +28,10 @@ struct APISettingsReader {
         }
         _ = checker.unknownKeys(in: t, at: "api", known: Self.keys, what: "[api]")
         if let listen = checker.text(t, "listen", at: "api") {
-            if let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) {
-                var host = String(listen[..<colon])
-                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-                if host.isEmpty {
-                    checker.report(.invalidValue, "api.listen", "\"\(listen)\" has no host; write \"127.0.0.1:\(port)\"")
-                } else {
-                    settings.listen = .tcp(host: host, port: port)
-                }
-            } else {
-                checker.report(.invalidValue, "api.listen", "\"\(listen)\" is not host:port, such as \"127.0.0.1:8470\"")
+            // Port 0: any free port (the tests' choice).
+            switch HostAndPort.parse(listen, ports: 0...65535) {
+            case .success(let address): settings.listen = .tcp(host: address.host, port: address.port)
+            case .failure(let problem): checker.report(.invalidValue, "api.listen", problem.description)
             }
         }
         if let path = checker.text(t, "unix_socket", at: "api") {

@@ -77,6 +77,8 @@ public struct LabelSettings: Sendable, Equatable {
 }
 
 struct ProductSettingsReader {
+    /// The raw (JetDirect) printing port a label printer listens on when none is written.
+    static let rawPrinterPort = 9100
     let checker: Checker
 
     static let productKeys = [
@@ -201,12 +203,10 @@ struct ProductSettingsReader {
             }
         }
         if let v = checker.text(t, "printer", at: at) {
-            if let colon = v.lastIndex(of: ":"), !v[..<colon].isEmpty, let port = Int(v[v.index(after: colon)...]),
-                (1...65535).contains(port)
-            {
-                l.printer = v
-            } else {
-                checker.report(.invalidValue, "labels.printer", "\"\(v)\" is not host:port, such as \"10.1.2.40:9100\"")
+            // The same rule as --printer: a bare host is the raw printing port 9100.
+            switch HostAndPort.parse(v, defaultPort: Self.rawPrinterPort, example: "10.1.2.40:9100") {
+            case .success: l.printer = v
+            case .failure(let problem): checker.report(.invalidValue, "labels.printer", problem.description)
             }
         }
     }

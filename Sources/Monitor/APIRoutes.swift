@@ -152,7 +152,8 @@ struct APIRoutes: Sendable {
                     field: "printer", reason: "only the configured printer (\(target)) can be used over the API")
             }
             guard let address = PrinterAddress(target) else {
-                throw ProductWorkflowError.invalidLabValue(field: "printer", reason: "\"\(target)\" is not host:port")
+                let why = PrinterAddress.problem(with: target) ?? "\"\(target)\" is not host:port"
+                throw ProductWorkflowError.invalidLabValue(field: "printer", reason: why)
             }
             let outputs = try await workflow.produceLabels(
                 product: product, format: .zpl, destination: .printer(address), by: credential, reprintReason: body.reprintReason)

@@ -14,22 +14,22 @@ public enum LabelFormat: String, Sendable, CaseIterable {
 public struct PrinterAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
-    /// `host:port`, `[v6]:port`, or a bare host (port 9100).
+    /// `host:port`, `[v6]:port`, or a bare host (port 9100): `HostAndPort`'s rule, as the
+    /// configuration's `labels.printer`.
     public init?(_ text: String) {
-        var host = Substring(text)
-        var port = LabelPrinter.defaultPort
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            if rest.hasPrefix(":") { guard let p = Int(rest.dropFirst()) else { return nil }; port = p }
-        } else if let colon = text.lastIndex(of: ":") {
-            host = text[..<colon]
-            guard let p = Int(text[text.index(after: colon)...]) else { return nil }
-            port = p
-        }
-        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
-        self.host = String(host)
-        self.port = port
+        guard case .success(let address) = Self.parse(text) else { return nil }
+        host = address.host
+        port = address.port
+    }
+
+    /// What is wrong with the text as a printer address, in words; nil when it is one.
+    public static func problem(with text: String) -> String? {
+        guard case .failure(let problem) = parse(text) else { return nil }
+        return problem.description
+    }
+
+    static func parse(_ text: String) -> Result<HostAndPort, HostAndPort.Problem> {
+        HostAndPort.parse(text, defaultPort: LabelPrinter.defaultPort, example: "10.1.2.40:9100")
     }
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

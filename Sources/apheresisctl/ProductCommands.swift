@@ -195,7 +195,7 @@ struct ProductCommand: AsyncParsableCommand {
                     throw ExitCode(64)
                 }
                 guard let printer = PrinterAddress(target) else {
-                    Console.error("\"\(target)\" is not host:port")
+                    Console.error("--printer: " + (PrinterAddress.problem(with: target) ?? "\"\(target)\" is not host:port"))
                     throw ExitCode(64)
                 }
                 destination = .printer(printer)

@@ -59,10 +59,10 @@ struct Apheresisd: AsyncParsableCommand {
             configuration = DaemonConfiguration.demo(environment: environment, simulatorScenario: scenario)
         }
         if let apiListen {
-            guard let listen = Self.parseListen(apiListen) else {
-                Self.refuse("--api-listen \"\(apiListen)\" is neither host:port (such as 127.0.0.1:8470) nor an absolute socket path")
+            switch Self.parseListen(apiListen) {
+            case .success(let listen): configuration.api.listen = listen
+            case .failure(let problem): Self.refuse("--api-listen: \(problem) (or give an absolute socket path)")
             }
-            configuration.api.listen = listen
         }
         // A simulated separator whose scenario cannot be played would start, say READY and retry for
         // ever: refused here, as a bad configuration is.
@@ -95,14 +95,10 @@ struct Apheresisd: AsyncParsableCommand {
     }
 
     /// `host:port` (IPv6 in brackets) or an absolute Unix socket path.
-    static func parseListen(_ text: String) -> APISettings.Listen? {
-        if text.hasPrefix("/") { return .unixSocket(path: text) }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            return nil
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : .tcp(host: host, port: port)
+    static func parseListen(_ text: String) -> Result<APISettings.Listen, HostAndPort.Problem> {
+        if text.hasPrefix("/") { return .success(.unixSocket(path: text)) }
+        // The same rule as [api] listen.
+        return HostAndPort.parse(text, ports: 0...65535).map { .tcp(host: $0.host, port: $0.port) }
     }
 
     /// Why a scenario file cannot be played (missing, unreadable, not a scenario), or nil.
