@@ -95,7 +95,6 @@ let package = Package(
             name: "ProductWorkflow",
             dependencies: [
                 "ApheresisCore", "Quantities", "RecordStore", "ISBT128", "Labels", "Credentials", "DaemonConfiguration",
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -138,7 +137,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6
         ),

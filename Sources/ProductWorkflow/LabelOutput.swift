@@ -1,4 +1,3 @@
-import Crypto
 import DaemonConfiguration
 import Foundation
 import Labels
@@ -137,7 +136,7 @@ extension ProductWorkflow {
                     throw .labelFailed("cannot write \(path): \(error)")
                 }
                 outputs.append(
-                    LabelOutput(unitRef: unit.id, unitLine: content.unitLine, location: path, contentSHA256: Self.sha256(bytes)))
+                    LabelOutput(unitRef: unit.id, unitLine: content.unitLine, location: path, contentSHA256: Digest.sha256Hex(bytes)))
             }
         case .printer(let address):
             guard format == .zpl else { throw .labelFailed("a label printer takes ZPL, not \(format.rawValue)") }
@@ -152,7 +151,7 @@ extension ProductWorkflow {
                 outputs.append(
                     LabelOutput(
                         unitRef: unit.id, unitLine: content.unitLine, location: "printer \(address)",
-                        contentSHA256: Self.sha256(bytes)))
+                        contentSHA256: Digest.sha256Hex(bytes)))
             }
         }
         // Refused if another release or new values arrived meanwhile: the refusal is then audited,
@@ -186,10 +185,6 @@ extension ProductWorkflow {
                 reason: error.description, atUnixMilliseconds: now())
             throw error
         }
-    }
-
-    static func sha256(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Written beside, then renamed: a reader never sees half a label. On a GCD thread (blocking I/O).

@@ -1,5 +1,4 @@
 import ApheresisCore
-import Crypto
 import DaemonConfiguration
 import Foundation
 import ISBT128
@@ -147,7 +146,7 @@ public struct ProductState: Sendable {
 
     /// The SHA-256 (hex) of the summary: what a release signs, and what labels are checked against.
     public func releaseSummarySHA256(timeZone: TimeZone) -> String {
-        SHA256.hash(data: Data(releaseSummary(timeZone: timeZone).utf8)).map { String(format: "%02x", $0) }.joined()
+        Digest.sha256Hex(releaseSummary(timeZone: timeZone))
     }
 
     /// Six significant digits, for display only (stored values are never rounded).

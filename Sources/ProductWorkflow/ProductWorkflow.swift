@@ -1,6 +1,5 @@
 import ApheresisCore
 import Credentials
-import Crypto
 import DaemonConfiguration
 import Foundation
 import ISBT128
@@ -316,10 +315,6 @@ public struct ProductWorkflow: Sendable {
                 productRef: product.id, computationRef: computation.id, user: signer, signedContentSHA256: digest,
                 incompleteRunAcknowledgement: acknowledgement, atUnixMilliseconds: now())
         }
-    }
-
-    static func sha256(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     func wrap<T>(_ body: () async throws -> T) async throws(ProductWorkflowError) -> T {

@@ -95,7 +95,7 @@ enum Audit {
             seq: seq, at: at, actor: actor, action: action, entity: entity, entityID: entityID, old: old, new: new,
             reason: reason, previous: previous)
         if let key { return mac(bytes, key: key) }
-        return hex(SHA256.hash(data: bytes))
+        return Digest.sha256Hex(bytes)
     }
 
     /// `audit_chain.chain_mac`: HMAC-SHA256 under the key of the store's identity, where keyed
@@ -111,17 +111,9 @@ enum Audit {
     /// Hex HMAC-SHA256 of `bytes` under `key`.
     static func mac(_ bytes: [UInt8], key: [UInt8]) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
-        return hex(code.withUnsafeBytes { [UInt8]($0) })
+        return Digest.hex(code.withUnsafeBytes { [UInt8]($0) })
     }
 
-    static func hex(_ digest: SHA256.Digest) -> String { hex(Array(digest)) }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { byte in
-            let s = String(byte, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
-    }
 
     /// Appends an entry in the caller's transaction; returns its sequence number.
     @discardableResult
@@ -176,7 +168,7 @@ enum Audit {
             if excluded.contains(column) {
                 // Kept out of the trail, but pinned by its digest.
                 if case .string(let text) = value.storage {
-                    object[column + "_sha256"] = .text(hex(SHA256.hash(data: Array(text.utf8))))
+                    object[column + "_sha256"] = .text(Digest.sha256Hex(text))
                 }
             } else {
                 object[column] = CanonicalValue(value)

@@ -1,5 +1,4 @@
 import ApheresisCore
-import Crypto
 import Foundation
 import Logging
 import Monitor
@@ -117,7 +116,7 @@ final class ExportDirectoryService: Service, Sendable {
             return (false, nil)
         }
         health.update(name) { $0.lastByteAt = DaemonClock.monotonic }
-        let hash = SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(2) }.joined()
+        let hash = Digest.sha256Hex(bytes)
         let wall = DaemonClock.wallMilliseconds
         let export: ExportRun
         do {
@@ -261,6 +260,3 @@ final class ExportDirectoryService: Service, Sendable {
     }
 }
 
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
-}
