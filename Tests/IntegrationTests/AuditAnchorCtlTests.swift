@@ -15,14 +15,11 @@ extension Integration {
             try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
         }
 
-        @Test("cut-off end found without --expect-head; key from --audit-key or $CREDENTIALS_DIRECTORY; bad keys refused")
-        func verifyThroughTheAnchorFile() async throws {
-            let directory = try Paths.temporaryDirectory("audit-anchor")
-            defer { try? FileManager.default.removeItem(at: directory) }
+        /// A store keyed from `directory/audit.key` with two audited entries (two users), closed.
+        static func keyedStoreWithTwoUsers(in directory: URL, seed: UInt8) async throws -> (database: String, key: URL, anchorPath: String) {
             let database = directory.appendingPathComponent("state/apheresisd.sqlite").path
             let key = directory.appendingPathComponent("audit.key")
-            try Self.writeKey(key, seed: 3, mode: 0o600)
-
+            try writeKey(key, seed: seed, mode: 0o600)
             let store = try await RecordStore.open(path: database, audit: AuditOptions(key: .file(key.path)))
             _ = try await store.createUser(
                 name: "sup", fullName: "Sue", role: .supervisor, passwordHash: "x", createdBy: nil, reason: "bootstrap",
@@ -30,7 +27,16 @@ extension Integration {
             _ = try await store.createUser(
                 name: "lab1", fullName: "Lab", role: .lab, passwordHash: "y", createdBy: "sup", reason: nil,
                 atUnixMilliseconds: 1_795_000_000_001)
+            let anchorPath = store.auditAnchorPath
             try await store.close()
+            return (database, key, anchorPath)
+        }
+
+        @Test("cut-off end found without --expect-head; key from --audit-key or $CREDENTIALS_DIRECTORY; bad keys refused")
+        func verifyThroughTheAnchorFile() async throws {
+            let directory = try Paths.temporaryDirectory("audit-anchor")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (database, key, _) = try await Self.keyedStoreWithTwoUsers(in: directory, seed: 3)
             let target = ["audit", "verify", "--database", database]
 
             var r = try Ctl.run(target + ["--audit-key", key.path], in: directory)
@@ -89,18 +95,7 @@ extension Integration {
         func verifyThroughTheJournal() async throws {
             let directory = try Paths.temporaryDirectory("audit-journal")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let database = directory.appendingPathComponent("state/apheresisd.sqlite").path
-            let key = directory.appendingPathComponent("audit.key")
-            try Self.writeKey(key, seed: 5, mode: 0o600)
-            let store = try await RecordStore.open(path: database, audit: AuditOptions(key: .file(key.path)))
-            _ = try await store.createUser(
-                name: "sup", fullName: "Sue", role: .supervisor, passwordHash: "x", createdBy: nil, reason: "bootstrap",
-                atUnixMilliseconds: 1_795_000_000_000)
-            _ = try await store.createUser(
-                name: "lab1", fullName: "Lab", role: .lab, passwordHash: "y", createdBy: "sup", reason: nil,
-                atUnixMilliseconds: 1_795_000_000_001)
-            let anchorPath = store.auditAnchorPath
-            try await store.close()
+            let (database, key, anchorPath) = try await Self.keyedStoreWithTwoUsers(in: directory, seed: 5)
 
             // What the journal holds: the heads as the anchor file has them, with the store's identity
             // (from the anchor file's header) and the fields JournalLogHandler sends.
