@@ -36,9 +36,80 @@ demo: build
 	echo "apheresisd demo: store in $${XDG_STATE_HOME:-$$HOME/.local/state}/apheresisd-demo, Ctrl-C to stop"; \
 	$$bin/apheresisd --demo-scenario $(SCENARIO)
 
-test: deps
+# Package.swift's dependencies equal to the imports, checked before anything is built.
+.PHONY: check-imports
+check-imports:
+	python3 scripts/check-package-imports.py
+
+test: deps check-imports
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
 clean:
 	rm -rf .build
+
+# Benchmarks (docs/performance.md): a package of their own in Benchmarks/, so that `build` and
+# `test` never compile package-benchmark. Scratch space and results go to .build-bench.
+BENCH_SCRATCH := $(CURDIR)/.build-bench
+BENCH_RESULTS := $(BENCH_SCRATCH)/results
+# The decode stream (from simulator/captures) that ProtocolDecode and the astm anchor both read.
+BENCH_STREAM := $(BENCH_SCRATCH)/decode-stream.bin
+BENCH_PACKAGE := cd Benchmarks && APHERESISD_BENCH_STREAM=$(BENCH_STREAM) $(SWIFT) package --scratch-path $(BENCH_SCRATCH)
+BENCH_BUILD := cd Benchmarks && $(SWIFT) build -c release --scratch-path $(BENCH_SCRATCH)
+BENCH_COUNTS := python3 scripts/bench/counts.py --bench-count $(BENCH_SCRATCH)/release/bench-count
+# valgrind counts instructions and allocations where the machine has no hardware counters;
+# the astm anchor makes a venv (Debian's python3 needs python3-venv for that).
+BENCH_TOOLS := command -v valgrind >/dev/null || { echo "Installing Debian package valgrind"; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind; }
+BENCH_VENV := python3 -c 'import ensurepip' 2>/dev/null || { echo "Installing Debian package python3-venv"; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+
+.PHONY: bench bench-check bench-smoke
+
+# Every benchmark in release, the astm anchor, the valgrind counts, and a table of figures
+# with their ratios against the anchors measured in the same run.
+bench: deps
+	@$(BENCH_TOOLS)
+	@$(BENCH_VENV)
+	$(BENCH_BUILD) --product bench-stream
+	$(BENCH_BUILD) --product bench-count
+	$(BENCH_SCRATCH)/release/bench-stream $(BENCH_STREAM)
+	$(BENCH_PACKAGE) --allow-writing-to-package-directory benchmark baseline update bench-latest --no-progress
+	$(BENCH_PACKAGE) benchmark baseline read bench-latest --no-progress
+	$(BENCH_PACKAGE) --allow-writing-to-directory $(BENCH_RESULTS) benchmark baseline read bench-latest \
+		--no-progress --format jmh --path $(BENCH_RESULTS)
+	python3 scripts/bench/astm_anchor.py --stream $(BENCH_STREAM) --json $(BENCH_RESULTS)/astm.json
+	$(BENCH_COUNTS) --json $(BENCH_RESULTS)/counts.json
+	@echo
+	@python3 scripts/bench/report.py --jmh $(BENCH_RESULTS)/bench-latest.jmh.json --astm $(BENCH_RESULTS)/astm.json \
+		--counts $(BENCH_RESULTS)/counts.json --stream $(BENCH_STREAM)
+
+# Allocations (package-benchmark, against Benchmarks/Thresholds) and instructions and
+# allocations per pass (valgrind, against Benchmarks/Thresholds/counts.json); never time.
+# Fails on a regression past the tolerances. `make bench-check UPDATE=1` writes new baselines.
+bench-check: deps
+	@$(BENCH_TOOLS)
+	$(BENCH_BUILD) --product bench-stream
+	$(BENCH_BUILD) --product bench-count
+	$(BENCH_SCRATCH)/release/bench-stream $(BENCH_STREAM)
+ifeq ($(UPDATE),1)
+	$(BENCH_PACKAGE) --allow-writing-to-package-directory benchmark thresholds update --target ProtocolDecode --target IngestPath \
+		--metric mallocCountTotal --metric mallocBytesCount --path $(CURDIR)/Benchmarks/Thresholds --no-progress
+	$(BENCH_COUNTS) --update
+else
+	@# Exit 4 is package-benchmark's "only improvements": a pass, with a hint to update.
+	$(BENCH_PACKAGE) benchmark thresholds check --target ProtocolDecode --target IngestPath \
+		--metric mallocCountTotal --metric mallocBytesCount --path $(CURDIR)/Benchmarks/Thresholds --no-progress; \
+	status=$$?; if [ $$status = 4 ]; then echo "Allocations improved: make bench-check UPDATE=1 to keep the new figures."; \
+	elif [ $$status != 0 ]; then exit $$status; fi
+	$(BENCH_COUNTS) --check
+endif
+
+# The short form for CI: only the valgrind counts (instructions and allocations per pass)
+# against Benchmarks/Thresholds/counts.json. Builds the protocol module and one small tool,
+# not package-benchmark and none of the Debian libraries, so it takes about a minute from a
+# clean checkout.
+bench-smoke:
+	@$(BENCH_TOOLS)
+	$(BENCH_BUILD) --product bench-count
+	$(BENCH_COUNTS) --check

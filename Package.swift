@@ -13,6 +13,12 @@ let package = Package(
         .executable(name: "optia-sim", targets: ["optia-sim"]),
         .executable(name: "apheresisctl", targets: ["apheresisctl"]),
         .library(name: "SeparatorProtocol", targets: ["SeparatorProtocol"]),
+        // For the benchmark package (Benchmarks/), which measures the ingest path from outside.
+        .library(name: "ApheresisCore", targets: ["ApheresisCore"]),
+        .library(name: "RecordStore", targets: ["RecordStore"]),
+        .library(name: "LiveState", targets: ["LiveState"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "SimulatorKit", targets: ["SimulatorKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,19 +54,26 @@ let package = Package(
 
         // Pure modules: values in, values out, no I/O.
         .target(name: "Quantities", swiftSettings: strictSwift6),
+        // Small text formats several modules write and read alike: fixed-width hex, host:port.
+        .target(name: "TextFormats", swiftSettings: strictSwift6),
         // The version every executable prints for --version (one constant; bump it there).
         .target(name: "ApheresisVersion", swiftSettings: strictSwift6),
-        .target(name: "SeparatorProtocol", dependencies: ["Quantities"], swiftSettings: strictSwift6),
+        .target(name: "SeparatorProtocol", swiftSettings: strictSwift6),
 
         .target(name: "ApheresisCore", dependencies: ["Quantities", "SeparatorProtocol"], swiftSettings: strictSwift6),
         .target(name: "ISBT128", swiftSettings: strictSwift6),
+        // The settings the cell lab's workflow runs by (product, labels, printer address), as values:
+        // DaemonConfiguration reads them from TOML, ProductWorkflow uses them, neither imports the other.
+        .target(name: "WorkflowSettings", dependencies: ["ApheresisCore", "TextFormats"], swiftSettings: strictSwift6),
         .target(name: "Credentials", dependencies: ["CSodium"], swiftSettings: strictSwift6),
 
-        // Cryostorage labels: one layout, rendered as ZPL, PDF and SVG.
+        // Cryostorage labels: one layout, rendered as ZPL, PDF and SVG; pure.
+        .target(name: "Labels", dependencies: ["CZint"], swiftSettings: strictSwift6),
+        // The raw TCP label printer client, on SwiftNIO (Labels stays pure rendering).
         .target(
-            name: "Labels",
+            name: "LabelPrinting",
             dependencies: [
-                "CZint",
+                "TextFormats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -71,7 +84,7 @@ let package = Package(
         .target(
             name: "RecordStore",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "ApheresisCore",
+                "Quantities", "SeparatorProtocol", "ApheresisCore", "TextFormats",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The audit trail's heads go to the journal through swift-log (docs/products.md).
@@ -84,7 +97,7 @@ let package = Package(
         .target(
             name: "DaemonConfiguration",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "ApheresisCore", "ISBT128",
+                "Quantities", "SeparatorProtocol", "ApheresisCore", "ISBT128", "TextFormats", "WorkflowSettings",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strictSwift6
@@ -94,17 +107,39 @@ let package = Package(
         .target(
             name: "ProductWorkflow",
             dependencies: [
-                "ApheresisCore", "Quantities", "RecordStore", "ISBT128", "Labels", "Credentials", "DaemonConfiguration",
+                "ApheresisCore", "Quantities", "RecordStore", "ISBT128", "Labels", "LabelPrinting", "Credentials",
+                "WorkflowSettings",
             ],
             swiftSettings: strictSwift6
         ),
 
-        // The unit's view: HTTP API (and later dashboard, live stream, metrics).
+        // What the daemon knows now and the store does not: link health, the live feed and its
+        // events, each run's watch. Ingest writes it; the web edge reads it.
         .target(
-            name: "Monitor",
+            name: "LiveState",
+            dependencies: ["ApheresisCore", "Quantities", "RecordStore"],
+            swiftSettings: strictSwift6
+        ),
+
+        // The path of every message: decode (by the link's dialect), judge, commit, publish; live
+        // links and export files through one entry point, in one turn per device.
+        .target(
+            name: "Ingest",
             dependencies: [
-                "ProductWorkflow", "RecordStore", "ApheresisCore", "Quantities",
+                "ApheresisCore", "SeparatorProtocol", "RecordStore", "LiveState",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
+        // The unit's view over HTTP: API, live stream, dashboard, metrics. An edge: nothing inside imports it.
+        .target(
+            name: "WebEdge",
+            dependencies: [
+                "ProductWorkflow", "WorkflowSettings", "RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities",
+                "LiveState", "TextFormats",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,8 +166,8 @@ let package = Package(
         .target(
             name: "ApheresisDaemon",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
-                "SystemdSupport", "DeviceLinks", "Monitor", "ProductWorkflow",
+                "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
+                "SystemdSupport", "DeviceLinks", "WebEdge", "ProductWorkflow", "LiveState", "Ingest",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,10 +178,9 @@ let package = Package(
         .executableTarget(
             name: "apheresisd",
             dependencies: [
-                "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport", "ApheresisVersion", "SimulatorKit",
+                "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport", "ApheresisVersion", "SimulatorKit", "TextFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -154,8 +188,8 @@ let package = Package(
         .executableTarget(
             name: "apheresisctl",
             dependencies: [
-                "ProductWorkflow", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities", "SeparatorProtocol",
-                "ApheresisVersion",
+                "ProductWorkflow", "WorkflowSettings", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities",
+                "SeparatorProtocol", "ApheresisVersion",
                 // The audit heads apheresisctl writes go to the journal too (docs/products.md).
                 "SystemdSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -164,13 +198,13 @@ let package = Package(
         ),
 
         // File descriptors: pseudo-terminals, serial ports, TCP sockets.
-        .target(name: "DeviceLinks", dependencies: ["CSerialPort", "CPosix"], swiftSettings: strictSwift6),
+        .target(name: "DeviceLinks", dependencies: ["CSerialPort", "CPosix", "TextFormats"], swiftSettings: strictSwift6),
 
         // The simulator of the separator.
         .target(
             name: "SimulatorKit",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "DeviceLinks",
+                "Quantities", "SeparatorProtocol", "DeviceLinks", "TextFormats",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             path: "simulator/SimulatorKit",
@@ -179,7 +213,7 @@ let package = Package(
         .executableTarget(
             name: "optia-sim",
             dependencies: [
-                "SimulatorKit", "SeparatorProtocol", "DeviceLinks", "ApheresisVersion",
+                "SimulatorKit", "SeparatorProtocol", "Quantities", "DeviceLinks", "ApheresisVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "simulator/optia-sim",
@@ -189,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "SeparatorProtocolTests",
             dependencies: [
-                "SeparatorProtocol", "Quantities",
+                "SeparatorProtocol",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strictSwift6
@@ -209,17 +243,27 @@ let package = Package(
             dependencies: [
                 "RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6
         ),
         .testTarget(
             name: "DaemonConfigurationTests",
-            dependencies: ["DaemonConfiguration", "ApheresisCore", "Quantities"],
+            dependencies: ["DaemonConfiguration", "WorkflowSettings", "ApheresisCore", "SeparatorProtocol", "Quantities"],
             swiftSettings: strictSwift6
         ),
+        .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"], swiftSettings: strictSwift6),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
-        .testTarget(name: "MonitorTests", dependencies: ["Monitor", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strictSwift6),
+        .testTarget(name: "WebEdgeTests", dependencies: ["WebEdge", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strictSwift6),
+        .testTarget(name: "LiveStateTests", dependencies: ["LiveState"], swiftSettings: strictSwift6),
+        // The ingest contract in process: a real SQLite file, no child process.
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "SimulatorKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         .testTarget(
             name: "ISBT128Tests",
             dependencies: ["ISBT128", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -227,8 +271,13 @@ let package = Package(
         ),
         .testTarget(
             name: "LabelsTests",
+            dependencies: ["Labels"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "LabelPrintingTests",
             dependencies: [
-                "Labels",
+                "LabelPrinting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -236,14 +285,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemdSupportTests",
-            dependencies: ["SystemdSupport"],
+            dependencies: ["SystemdSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift6
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore",
-                "ProductWorkflow", "DaemonConfiguration", "Labels", "ISBT128", "Quantities",
+                "ProductWorkflow", "WorkflowSettings", "DaemonConfiguration", "Labels", "Quantities",
             ],
             resources: [],
             swiftSettings: strictSwift6

@@ -1,14 +1,17 @@
 import ApheresisCore
 import DaemonConfiguration
 import Foundation
-import Synchronization
+import Ingest
+import LiveState
 import Logging
-import Monitor
-import ProductWorkflow
 import NIOPosix
+import ProductWorkflow
 import RecordStore
+import SeparatorProtocol
 import ServiceLifecycle
+import Synchronization
 import SystemdSupport
+import WebEdge
 
 /// The daemon: opens the store, then runs every device's service, the store
 /// heartbeat and the systemd notifier in one service group with graceful
@@ -60,7 +63,7 @@ public struct Daemon: Sendable {
         StoreFailureReporter(store: store, feed: feed, logger: logger).watch(health)
         await OpenRunSweep.closeSilentRuns(store: store, timeout: configuration.openRunTimeout, logger: logger)
         health.observeLinkChanges { device, state in
-            feed.publish("link", LinkEvent(device: device, linkState: state.rawValue, at: Date()))
+            feed.publish(.link(StreamEvent.Link(device: device, linkState: state.rawValue, at: Date())))
         }
         let watches = RunWatchBoard()
         let control = PipelineDirectory()
@@ -72,17 +75,21 @@ public struct Daemon: Sendable {
             if case .export = $0.transport { return false }
             return true
         }
+        let outlets = IngestPipeline.Outlets(health: health, feed: feed, watches: watches, commits: metrics)
         for device in configuration.devices {
             let settings = DeviceService.Settings(
                 reconnectInitial: device.reconnectInitial, reconnectMax: device.reconnectMax,
                 silenceTimeout: device.silenceTimeout)
+            // Checked when the configuration was read: the name is in the table.
+            let dialect = SeparatorDialect.named(device.dialect) ?? .standard
+            let pipeline = IngestPipeline(
+                settings: IngestPipeline.Settings(
+                    deviceName: device.name, dialect: dialect, profiles: configuration.profiles,
+                    openRunTimeout: configuration.openRunTimeout, adoptUnnamedDevices: wireDevices.count == 1),
+                store: store, outlets: outlets, logger: logger)
+            control.add(pipeline)
             func wireDevice(_ source: any LinkSource) -> DeviceService {
-                let pipeline = MessagePipeline(
-                    deviceName: device.name, store: store, profiles: configuration.profiles, health: health,
-                    metrics: metrics, feed: feed, watches: watches, openRunTimeout: configuration.openRunTimeout,
-                    adoptUnnamedDevices: wireDevices.count == 1, logger: logger)
-                control.add(pipeline)
-                return DeviceService(
+                DeviceService(
                     name: device.name, source: source, pipeline: pipeline, group: group, health: health, settings: settings,
                     logger: logger)
             }
@@ -100,8 +107,8 @@ public struct Daemon: Sendable {
             case .export(let directory):
                 services.append(
                     ExportDirectoryService(
-                        name: device.name, directory: directory, store: store, profiles: configuration.profiles,
-                        health: health, feed: feed, logger: logger))
+                        name: device.name, directory: directory, pipeline: pipeline, isExportFile: { dialect.isExportFile($0) },
+                        health: health, logger: logger))
             case .simulator(let scenario, let speed, let seed):
                 let link = "\(stateDirectory)/\(device.name).pty"
                 let reported = ReportedTerminal()
@@ -113,6 +120,8 @@ public struct Daemon: Sendable {
                 services.append(wireDevice(SimulatorTerminalLinkSource(reported: reported, linkPath: link)))
             }
         }
+        // The devices stop side by side, not one after another (DeviceFleet).
+        services = [DeviceFleet(services)]
         let apiAddress: APIAddress?
         switch configuration.api.listen {
         case .off:
@@ -155,18 +164,11 @@ public struct Daemon: Sendable {
     }
 }
 
-/// A link state change on the live stream.
-struct LinkEvent: Encodable {
-    var device: String
-    var linkState: String
-    var at: Date
-}
-
 /// The RunControl of the API: asks each device's pipeline in turn; the one watching the run acts.
 final class PipelineDirectory: RunControl {
-    private let pipelines = Mutex<[MessagePipeline]>([])
+    private let pipelines = Mutex<[IngestPipeline]>([])
 
-    func add(_ pipeline: MessagePipeline) {
+    func add(_ pipeline: IngestPipeline) {
         pipelines.withLock { $0.append(pipeline) }
     }
 
@@ -190,7 +192,7 @@ final class PipelineDirectory: RunControl {
         // The pipeline that watches the run now first: after a separator moved to another port, the
         // old pipeline still knows its serial number but no longer receives its messages.
         let all = pipelines.withLock { $0 }
-        var ordered: [MessagePipeline] = []
+        var ordered: [IngestPipeline] = []
         for pipeline in all where await pipeline.isWatching(deviceSerial: deviceSerial, runID: runID) { ordered.append(pipeline) }
         for pipeline in all where !ordered.contains(where: { $0 === pipeline }) { ordered.append(pipeline) }
         for pipeline in ordered {

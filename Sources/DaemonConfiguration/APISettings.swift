@@ -1,4 +1,5 @@
 import TOMLKit
+import TextFormats
 
 /// `[api]`: the HTTP API and (later) dashboard. Loopback by default: reading is open to whoever can
 /// reach the socket, so widen it only behind a firewall or a reverse proxy that authenticates.

@@ -1,6 +1,8 @@
 import ApheresisCore
 import Quantities
 import SeparatorProtocol
+import TextFormats
+import WorkflowSettings
 
 /// The daemon's configuration: one TOML file (docs/configuration.md),
 /// checked as a whole before anything starts.
@@ -81,6 +83,8 @@ public struct DeviceConfiguration: Sendable, Equatable {
     /// Unique, `[a-z0-9-]`: appears in logs, journal fields, metrics and the store.
     public var name: String
     public var transport: Transport
+    /// The name of what the separator speaks (`SeparatorDialect.named`), checked when read.
+    public var dialect: String
     /// First wait after a lost link; doubled on each failure up to `reconnectMax`.
     public var reconnectInitial: Duration
     public var reconnectMax: Duration
@@ -95,13 +99,14 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public static let defaultSimulatorSeed: UInt64 = 1
 
     public init(
-        name: String, transport: Transport,
+        name: String, transport: Transport, dialect: String = SeparatorDialect.standard.name,
         reconnectInitial: Duration = DeviceConfiguration.defaultReconnectInitial,
         reconnectMax: Duration = DeviceConfiguration.defaultReconnectMax,
         silenceTimeout: Duration = DeviceConfiguration.defaultSilenceTimeout
     ) {
         self.name = name
         self.transport = transport
+        self.dialect = dialect
         self.reconnectInitial = reconnectInitial
         self.reconnectMax = reconnectMax
         self.silenceTimeout = silenceTimeout
@@ -146,18 +151,14 @@ public struct USBDeviceID: Sendable, Hashable, CustomStringConvertible {
     /// Parses `vvvv:pppp`, four hex digits each.
     public init?(_ text: String) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ $0.count == 4 }),
-            let vendor = UInt16(parts[0], radix: 16), let product = UInt16(parts[1], radix: 16)
+        guard parts.count == 2, let vendor = Hex.value(parts[0], width: 4, as: UInt16.self),
+            let product = Hex.value(parts[1], width: 4, as: UInt16.self)
         else { return nil }
         self.init(vendorID: vendor, productID: product)
     }
 
-    public var description: String { Self.hex(vendorID) + ":" + Self.hex(productID) }
-
-    private static func hex(_ v: UInt16) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 4 - s.count) + s
-    }
+    /// `vvvv:pppp` in lower case, as lsusb shows it.
+    public var description: String { Hex.digits(vendorID, width: 4) + ":" + Hex.digits(productID, width: 4) }
 }
 
 enum PathText {

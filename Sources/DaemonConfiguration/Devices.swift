@@ -1,3 +1,4 @@
+import SeparatorProtocol
 import TOMLKit
 
 /// `[[device]]` blocks.
@@ -5,7 +6,7 @@ struct DeviceReader {
     let checker: Checker
     let configurationDirectory: String
 
-    static let commonKeys = ["name", "transport", "reconnect_initial_ms", "reconnect_max_s", "silence_timeout_s"]
+    static let commonKeys = ["name", "transport", "dialect", "reconnect_initial_ms", "reconnect_max_s", "silence_timeout_s"]
     static let transportKeys: [(transport: String, keys: [String])] = [
         ("serial", ["path", "usb_serial", "usb_vid_pid", "baud"]),
         ("pty", ["path"]),
@@ -111,6 +112,19 @@ struct DeviceReader {
             }
         }
 
+        // What the separator speaks (SeparatorDialect.all); the first dialect when not said.
+        var dialect = SeparatorDialect.standard.name
+        if let d = checker.text(table, "dialect", at: path) {
+            if SeparatorDialect.named(d) != nil {
+                dialect = d
+            } else {
+                let names = SeparatorDialect.all.map(\.name)
+                var message = "unknown dialect \"\(d)\"; this build speaks \(names.map { "\"\($0)\"" }.joined(separator: ", "))"
+                if let near = Checker.nearest(to: d, among: names) { message += " (did you mean \(near)?)" }
+                checker.report(.invalidValue, path + ".dialect", message)
+            }
+        }
+
         // Reconnection and staleness, for every transport.
         var reconnectInitialMs = 200
         if let v = checker.integer(table, "reconnect_initial_ms", at: path),
@@ -151,7 +165,7 @@ struct DeviceReader {
         guard checker.problems.count == before, let name, let result else { return (nil, endpoint, name) }
         return (
             DeviceConfiguration(
-                name: name, transport: result, reconnectInitial: .milliseconds(reconnectInitialMs),
+                name: name, transport: result, dialect: dialect, reconnectInitial: .milliseconds(reconnectInitialMs),
                 reconnectMax: .seconds(reconnectMaxS), silenceTimeout: .seconds(silenceS)),
             endpoint, name
         )

@@ -1,3 +1,5 @@
+import TextFormats
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -32,7 +34,7 @@ public enum LineLock {
         let dev = UInt64(st.st_dev)
         let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
         let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
-        let device = hex2(major) + ":" + hex2(minor) + ":" + String(st.st_ino)
+        let device = Hex.digits(major, width: 2) + ":" + Hex.digits(minor, width: 2) + ":" + String(st.st_ino)
         guard let text = readText("/proc/locks") else { return nil }
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -42,11 +44,6 @@ public enum LineLock {
             return (pid, command)
         }
         return nil
-    }
-
-    private static func hex2(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return digits.count >= 2 ? digits : String(repeating: "0", count: 2 - digits.count) + digits
     }
 
     private static func readText(_ path: String) -> String? {

@@ -15,7 +15,7 @@ public struct Credential: Sendable {
         self.password = password
     }
 
-    /// A user the caller has already authenticated with their password (SessionBook in Monitor).
+    /// A user the caller has already authenticated with their password (SessionBook in WebEdge).
     public static func session(userName: String) -> Credential {
         var credential = Credential(userName: userName, password: "")
         credential.isSession = true

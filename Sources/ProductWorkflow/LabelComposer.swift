@@ -1,8 +1,8 @@
-import DaemonConfiguration
 import Foundation
 import ISBT128
 import Labels
 import RecordStore
+import WorkflowSettings
 
 /// Turns a released product's units into label content. This is the one place where clinical
 /// numbers are rounded: for the eye, on the label (product-records.md).

@@ -1,36 +1,14 @@
-import DaemonConfiguration
 import Foundation
+import LabelPrinting
 import Labels
 import RecordStore
+import WorkflowSettings
 
 public enum LabelFormat: String, Sendable, CaseIterable {
     /// For Zebra-type printers, which draw the Code 128 symbols themselves.
     case zpl
     /// Previews whose symbols come from libzint.
     case pdf, svg
-}
-
-public struct PrinterAddress: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-    /// `host:port`, `[v6]:port`, or a bare host (port 9100): `HostAndPort`'s rule, as the
-    /// configuration's `labels.printer`.
-    public init?(_ text: String) {
-        guard case .success(let address) = Self.parse(text) else { return nil }
-        host = address.host
-        port = address.port
-    }
-
-    /// What is wrong with the text as a printer address, in words; nil when it is one.
-    public static func problem(with text: String) -> String? {
-        guard case .failure(let problem) = parse(text) else { return nil }
-        return problem.description
-    }
-
-    static func parse(_ text: String) -> Result<HostAndPort, HostAndPort.Problem> {
-        HostAndPort.parse(text, defaultPort: LabelPrinter.defaultPort, example: "10.1.2.40:9100")
-    }
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 public enum LabelDestination: Sendable {

@@ -1,8 +1,8 @@
 import ApheresisCore
-import DaemonConfiguration
 import Foundation
 import ISBT128
 import RecordStore
+import WorkflowSettings
 
 /// A product with its run, lab values, current computation and units, release and prints.
 public struct ProductState: Sendable {

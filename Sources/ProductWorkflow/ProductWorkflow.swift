@@ -1,10 +1,10 @@
 import ApheresisCore
 import Credentials
-import DaemonConfiguration
 import Foundation
 import ISBT128
 import Quantities
 import RecordStore
+import WorkflowSettings
 
 /// The cell lab's workflow over the record store: product from a closed run, lab values and the
 /// computation, release by electronic signature, labels. Shared by `apheresisctl` and the daemon's API,

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import TextFormats
 
 /// The audit trail: one entry per create, change, release, print and refusal, and one per run's
 /// facts (patient, weight, RUN_START settings), chained by HMAC-SHA256 under the audit key
@@ -111,7 +112,7 @@ enum Audit {
     /// Hex HMAC-SHA256 of `bytes` under `key`.
     static func mac(_ bytes: [UInt8], key: [UInt8]) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
-        return Digest.hex(code.withUnsafeBytes { [UInt8]($0) })
+        return Hex.encode(code.withUnsafeBytes { [UInt8]($0) })
     }
 
 

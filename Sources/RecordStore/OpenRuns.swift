@@ -95,7 +95,7 @@ extension RecordStore {
             try self.ensureSpace()
             let serial: String = run["device_serial"]
             let runID: String = run["run_id"]
-            try Writer.applyAlarmChanges(
+            _ = try Writer.applyAlarmChanges(
                 db, alarms, deviceSerial: serial, runID: runID, runRef: runRef, messageRef: nil, at: at)
             try db.execute(
                 sql: "UPDATE runs SET state = 'closed', closed_at_unix_ms = ? WHERE id = ? AND state = 'open'",

@@ -8,8 +8,9 @@ public enum MessageSource: String, Hashable, Sendable {
 
 /// The result of `RecordStore.commit`. Every case means "durably handled": the daemon may ACK.
 public enum CommitOutcome: Hashable, Sendable {
-    /// Newly stored, with its row id and the run it belongs to.
-    case stored(messageRef: Int64, runRef: Int64?)
+    /// Newly stored, with its row id, the run it belongs to and the alarm row of each alarm change
+    /// committed with it (in the order given).
+    case stored(messageRef: Int64, runRef: Int64?, alarmRefs: [Int64])
     /// Already stored with the same (device serial, sequence number) and the same bytes; nothing written.
     case duplicate
     /// (device serial, sequence number) already stored with *different* bytes. The new bytes went to

@@ -50,7 +50,7 @@ extension RecordStore {
                 db, message, raw: raw, sequence: sequence, source: .live, exportFileRef: nil, at: at,
                 monotonicNanoseconds: monotonic.map(Encoding.nanoseconds), profileName: profileName,
                 sampleQuality: sampleQuality, newSamples: &newSamples)
-            try Writer.applyAlarmChanges(
+            let alarmRefs = try Writer.applyAlarmChanges(
                 db, alarms, deviceSerial: serial, runID: message.order.runID, runRef: runRef, messageRef: messageRef, at: at)
             try GapWriter.insert(db, gaps, runRef: runRef, messageRef: messageRef, at: at)
             for event in events {
@@ -58,19 +58,20 @@ extension RecordStore {
                     db, kind: event.kind, deviceSerial: serial, runRef: runRef, messageRef: messageRef, at: at,
                     deviceTimestamp: nil, detail: event.detail)
             }
-            return .stored(messageRef: messageRef, runRef: runRef)
+            return .stored(messageRef: messageRef, runRef: runRef, alarmRefs: alarmRefs)
         }
     }
 
     /// Alarm steps outside a message commit (stale data, link lost). `runID` names the run when
-    /// known; a run the store has never seen is recorded as "no run".
+    /// known; a run the store has never seen is recorded as "no run". Returns each change's alarm id, in order.
+    @discardableResult
     public func recordAlarmChanges(
         deviceSerial: String, runID: String?, changes: [AlarmChange], atUnixMilliseconds: Int64
-    ) async throws {
+    ) async throws -> [Int64] {
         try await pool.write { db in
             try self.ensureSpace()
             let runRef = try runID.flatMap { try Writer.findRun(db, deviceSerial: deviceSerial, runID: $0) }
-            try Writer.applyAlarmChanges(
+            return try Writer.applyAlarmChanges(
                 db, changes, deviceSerial: deviceSerial, runID: runID, runRef: runRef, messageRef: nil,
                 at: atUnixMilliseconds)
         }
@@ -403,7 +404,10 @@ enum Writer {
     static func applyAlarmChanges(
         _ db: Database, _ changes: [AlarmChange], deviceSerial: String, runID: String?, runRef: Int64?,
         messageRef: Int64?, at: Int64
-    ) throws {
+    ) throws -> [Int64] {
+        // Each change's alarm row, in order: the caller names alarms by id without reading them back.
+        var alarmRefs: [Int64] = []
+        alarmRefs.reserveCapacity(changes.count)
         for change in changes {
             let active = try Int64.fetchOne(
                 db,
@@ -423,15 +427,19 @@ enum Writer {
                         deviceSerial, runRef, change.code, change.level, change.value, change.limit, change.unit,
                         change.message, at, change.runTimeMinutes,
                     ])
-                try insertAlarmEvent(db, alarmRef: db.lastInsertedRowID, change, messageRef: messageRef, at: at)
+                let alarmRef = db.lastInsertedRowID
+                try insertAlarmEvent(db, alarmRef: alarmRef, change, messageRef: messageRef, at: at)
+                alarmRefs.append(alarmRef)
             } else {
                 guard let active else {
                     throw RecordStoreError.noActiveAlarm(
                         deviceSerial: deviceSerial, runID: runID, code: change.code, kind: change.kind)
                 }
                 try step(db, alarmRef: active, change, messageRef: messageRef, at: at)
+                alarmRefs.append(active)
             }
         }
+        return alarmRefs
     }
 
     /// Applies a non-raise step to an alarm row, always together with its history row.

@@ -4,6 +4,7 @@ import Foundation
 import ProductWorkflow
 import Quantities
 import RecordStore
+import WorkflowSettings
 
 struct ProductCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import SimulatorKit
 import SystemdSupport
+import TextFormats
 
 @main
 struct Apheresisd: AsyncParsableCommand {

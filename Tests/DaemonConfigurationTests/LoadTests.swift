@@ -245,6 +245,7 @@ func nearlyEqual(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-12 * max(a
         #expect(USBDeviceID("0403:6001") == USBDeviceID(vendorID: 0x0403, productID: 0x6001))
         #expect(USBDeviceID("10C4:EA60")?.description == "10c4:ea60")
         #expect(USBDeviceID("403:6001") == nil)
+        #expect(USBDeviceID("+403:6001") == nil, "four characters, but a sign is not a hex digit")
         #expect(USBDeviceID("0403-6001") == nil)
     }
 }

@@ -3,6 +3,7 @@ import DaemonConfiguration
 import Foundation
 import Quantities
 import Testing
+import WorkflowSettings
 
 @Suite("[product], [labels] and [api]")
 struct ProductSettingsTests {

@@ -7,6 +7,7 @@ import Quantities
 import RecordStore
 import SeparatorProtocol
 import Testing
+import WorkflowSettings
 
 /// Issue 11, labels and products: label times from UTC device clocks, lab plausibility, the dose
 /// band on the label, and what became of every print (voids and reprints). Products are made in

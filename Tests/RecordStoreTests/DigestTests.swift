@@ -1,13 +1,8 @@
 import RecordStore
 import Testing
 
-/// The one digest-to-text rule (issue 12): lower-case, two digits a byte, leading zeros kept.
+/// The one SHA-256 helper (issue 12); its text is `Hex.encode`'s (TextFormatsTests).
 @Suite struct DigestTests {
-    @Test func hexKeepsLeadingZerosInLowerCase() {
-        #expect(Digest.hex([0x00, 0x0F, 0xA0, 0xFF]) == "000fa0ff")
-        #expect(Digest.hex([UInt8]()) == "")
-    }
-
     @Test func sha256OfTheStandardVectors() {
         // FIPS 180-2, appendix B.1, and the empty message.
         #expect(Digest.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -19,7 +19,7 @@ struct RunGapTests {
         let outcome = try await store.commit(
             Fixture.telemetry(6, minutes: 1), raw: E1394Encoder.encode(Fixture.telemetry(6, minutes: 1)),
             receivedAtUnixMilliseconds: Fixture.now, gaps: [gap])
-        guard case .stored(let messageRef, let runRef?) = outcome else {
+        guard case .stored(let messageRef, let runRef?, _) = outcome else {
             Issue.record("not stored: \(outcome)")
             return
         }

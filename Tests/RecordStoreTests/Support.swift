@@ -101,5 +101,5 @@ extension RecordStore {
 }
 
 func storedRef(_ outcome: CommitOutcome) -> (message: Int64, run: Int64?)? {
-    if case .stored(let m, let r) = outcome { (m, r) } else { nil }
+    if case .stored(let m, let r, _) = outcome { (m, r) } else { nil }
 }

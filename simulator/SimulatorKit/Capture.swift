@@ -1,3 +1,5 @@
+import TextFormats
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -64,7 +66,7 @@ public struct Capture: Equatable, Sendable {
             guard let direction = Direction(rawValue: String(parts[1])) else {
                 throw CaptureError(source: source, line: number, reason: "direction '\(parts[1])' is neither '>' nor '<'")
             }
-            guard let bytes = unhex(parts[2]) else {
+            guard let bytes = Hex.decode(parts[2]) else {
                 throw CaptureError(source: source, line: number, reason: "bytes are not hexadecimal")
             }
             if let last = capture.chunks.last, time < last.time {
@@ -113,7 +115,7 @@ public final class CaptureWriter {
         guard !bytes.isEmpty else { return }
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let line = "\(formatSeconds(seconds)) \(direction.rawValue) \(hex(bytes))\n"
+        let line = "\(formatSeconds(seconds)) \(direction.rawValue) \(Hex.encode(bytes))\n"
         _ = writeFully(fd, Array(line.utf8))
     }
 

@@ -1,5 +1,6 @@
 import Quantities
 import SeparatorProtocol
+import TextFormats
 
 #if canImport(Glibc)
 import Glibc
@@ -76,7 +77,7 @@ public final class Outbox {
     public func beginRun(runID: String, seed: UInt64, scenarioName: String) throws(OutboxError) {
         lastRunNumber += 1
         activeRun = ActiveRun(number: lastRunNumber, runID: runID, seed: seed, scenarioName: scenarioName, lastTime: .zero)
-        try append("run \(lastRunNumber) \(runID) \(seed) \(hex(Array(scenarioName.utf8)))\n")
+        try append("run \(lastRunNumber) \(runID) \(seed) \(Hex.encode(scenarioName.utf8))\n")
     }
 
     /// Assigns the next sequence numbers, encodes and records the messages in
@@ -92,7 +93,7 @@ public final class Outbox {
             message.sequenceNumber = sequence
             let text = encode(message)
             entries.append(Entry(sequence: sequence, text: text))
-            lines += "m \(sequence) \(time.value) \(hex(text))\n"
+            lines += "m \(sequence) \(time.value) \(Hex.encode(text))\n"
         }
         if messages.isEmpty, let run = activeRun {
             lines = "p \(run.runID) \(time.value)\n"
@@ -145,14 +146,14 @@ public final class Outbox {
                 lastRunNumber = max(lastRunNumber, r)
             case "run":
                 guard fields.count == 5, let number = Int(fields[1]), let seed = UInt64(fields[3]),
-                    let name = unhex(fields[4])
+                    let name = Hex.decode(fields[4])
                 else { throw fail("bad 'run' line") }
                 lastRunNumber = max(lastRunNumber, number)
                 activeRun = ActiveRun(
                     number: number, runID: fields[2], seed: seed,
                     scenarioName: String(decoding: name, as: UTF8.self), lastTime: .zero)
             case "m":
-                guard fields.count == 4, let s = UInt64(fields[1]), let t = Double(fields[2]), let text = unhex(fields[3])
+                guard fields.count == 4, let s = UInt64(fields[1]), let t = Double(fields[2]), let text = Hex.decode(fields[3])
                 else { throw fail("bad 'm' line") }
                 if queued[s] == nil { order.append(s) }
                 queued[s] = text
@@ -178,10 +179,10 @@ public final class Outbox {
     private func rewrite() throws(OutboxError) {
         var text = "optia-sim-state 1\nseq \(lastSequence) \(lastRunNumber)\n"
         if let run = activeRun {
-            text += "run \(run.number) \(run.runID) \(run.seed) \(hex(Array(run.scenarioName.utf8)))\n"
+            text += "run \(run.number) \(run.runID) \(run.seed) \(Hex.encode(run.scenarioName.utf8))\n"
             text += "p \(run.runID) \(run.lastTime.value)\n"
         }
-        for entry in pending { text += "m \(entry.sequence) \(activeRun?.lastTime.value ?? 0) \(hex(entry.text))\n" }
+        for entry in pending { text += "m \(entry.sequence) \(activeRun?.lastTime.value ?? 0) \(Hex.encode(entry.text))\n" }
         let temporary = path + ".tmp"
         let newFD = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard newFD >= 0 else { throw OutboxError(path: temporary, line: nil, reason: SystemErrorText.current("open")) }
@@ -253,38 +254,4 @@ func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         offset += n
     }
     return true
-}
-
-private let hexDigits = Array("0123456789abcdef".utf8)
-
-public func hex(_ bytes: some Collection<UInt8>) -> String {
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(hexDigits[Int(b >> 4)])
-        out.append(hexDigits[Int(b & 0x0F)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-public func unhex(_ text: some StringProtocol) -> [UInt8]? {
-    let digits = Array(text.utf8)
-    guard digits.count % 2 == 0 else { return nil }
-    func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
-    }
-    var out = [UInt8]()
-    out.reserveCapacity(digits.count / 2)
-    var i = 0
-    while i < digits.count {
-        guard let hi = value(digits[i]), let lo = value(digits[i + 1]) else { return nil }
-        out.append(hi << 4 | lo)
-        i += 2
-    }
-    return out
 }

@@ -1,3 +1,4 @@
+import DaemonConfiguration
 import DeviceLinks
 import NIOCore
 import NIOPosix
@@ -65,7 +66,7 @@ struct SerialLinkSource: LinkSource {
         switch selector {
         case .path(let path): "\(path) @\(baud)"
         case .usbSerialNumber(let serial): "usb serial \(serial) @\(baud)"
-        case .usbVendorProduct(let vendor, let product): "usb \(hex4(vendor)):\(hex4(product)) @\(baud)"
+        case .usbVendorProduct(let vendor, let product): "usb \(USBDeviceID(vendorID: vendor, productID: product)) @\(baud)"
         }
     }
 
@@ -92,12 +93,13 @@ struct SerialLinkSource: LinkSource {
             }
             path = port.path
         case .usbVendorProduct(let vendor, let product):
+            let id = USBDeviceID(vendorID: vendor, productID: product)
             let matches = SerialPort.enumerate().filter { $0.usbVendorID == vendor && $0.usbProductID == product }
             guard let port = matches.first else {
-                throw LinkError("no USB serial adapter \(hex4(vendor)):\(hex4(product)) is plugged in")
+                throw LinkError("no USB serial adapter \(id) is plugged in")
             }
             guard matches.count == 1 else {
-                throw LinkError("\(matches.count) adapters \(hex4(vendor)):\(hex4(product)) are plugged in (\(matches.map(\.path).joined(separator: ", "))): name the device by path or USB serial number")
+                throw LinkError("\(matches.count) adapters \(id) are plugged in (\(matches.map(\.path).joined(separator: ", "))): name the device by path or USB serial number")
             }
             path = port.path
         }
@@ -123,9 +125,4 @@ struct TCPLinkSource: LinkSource {
                 }
             }
     }
-}
-
-func hex4(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }

@@ -1,5 +1,5 @@
 import DaemonConfiguration
-import Monitor
+import WebEdge
 import NIOCore
 import NIOPosix
 

@@ -1,3 +1,5 @@
+import Ingest
+import LiveState
 import Logging
 import NIOCore
 import SeparatorProtocol
@@ -14,13 +16,15 @@ final class DeviceService: Service, Sendable {
         var reconnectMax: Duration = .seconds(30)
         /// No byte at all for this long while connected: the link is stale.
         var silenceTimeout: Duration = .seconds(60)
-        /// How long to let the device finish its message after shutdown begins.
-        var shutdownGrace: Duration = .seconds(5)
+        /// How long to let the device finish its message after shutdown begins. Short: whatever
+        /// is cut off was not answered, so the device sends it again later; the daemon's stop
+        /// (all devices at once) must stay well under systemd's patience and 2 s.
+        var shutdownGrace: Duration = .seconds(1)
     }
 
     let name: String
     let source: any LinkSource
-    let pipeline: MessagePipeline
+    let pipeline: IngestPipeline
     let group: EventLoopGroup
     let health: HealthBoard
     let settings: Settings
@@ -28,7 +32,7 @@ final class DeviceService: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
 
     init(
-        name: String, source: any LinkSource, pipeline: MessagePipeline, group: EventLoopGroup,
+        name: String, source: any LinkSource, pipeline: IngestPipeline, group: EventLoopGroup,
         health: HealthBoard, settings: Settings, logger: Logger
     ) {
         self.name = name
@@ -68,7 +72,8 @@ final class DeviceService: Service, Sendable {
             if connectedBefore { health.update(name) { if $0.state != .stale { $0.state = .reconnecting } } }
             let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
             do {
-                channel = try await source.connect(group: group)
+                guard let opened = try await connectUnlessStopping() else { break }
+                channel = opened
             } catch {
                 attempts += 1
                 let reason = "\(error)"
@@ -115,14 +120,53 @@ final class DeviceService: Service, Sendable {
         }
     }
 
-    /// Sleeps in short steps so the watchdog sees the loop alive and shutdown is prompt.
+    /// Sleeps in short steps so the watchdog sees the loop alive; shutdown ends the sleep at once.
     /// Staleness is judged by the clock here too: a run whose link is down still goes stale.
     private func sleepWatchingShutdown(_ duration: Duration) async {
         let end = DaemonClock.monotonic + duration
         while !isStopping, DaemonClock.monotonic < end {
             health.loopProgressed(name, at: DaemonClock.monotonic)
             await pipeline.checkStaleness(now: DaemonClock.monotonic)
-            try? await Task.sleep(for: min(.milliseconds(250), end - DaemonClock.monotonic))
+            let step = min(.milliseconds(250), end - DaemonClock.monotonic)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: step) }
+        }
+    }
+
+    private enum ConnectOutcome: Sendable {
+        case connected(NIOAsyncChannel<ByteBuffer, ByteBuffer>)
+        case failed(any Error)
+        case stopping
+    }
+
+    /// Opens the link, or nil when shutdown comes first. Opening can take seconds (a TCP bridge
+    /// that does not answer holds the connect for its whole timeout, and NIO's connect does not
+    /// heed task cancellation), so it runs on its own and is raced against shutdown; a link that
+    /// opens after the race was lost is closed at once.
+    private func connectUnlessStopping() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer>? {
+        let race = FirstOutcome<ConnectOutcome>()
+        let source = self.source
+        let group = self.group
+        Task {
+            do {
+                let channel = try await source.connect(group: group)
+                if !race.settle(.connected(channel)) { try? await channel.channel.close() }
+            } catch {
+                race.settle(.failed(error))
+            }
+        }
+        let outcome = await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await race.value()
+            } onGracefulShutdown: {
+                race.settle(.stopping)
+            }
+        } onCancel: {
+            race.settle(.stopping)
+        }
+        switch outcome {
+        case .connected(let channel): return channel
+        case .failed(let error): throw error
+        case .stopping: return nil
         }
     }
 
@@ -173,6 +217,10 @@ final class DeviceService: Service, Sendable {
                             continuation.yield(.tick)
                         }
                     }
+                    tasks.addTask {
+                        // Shutdown is seen at once, not at the next tick.
+                        if (try? await gracefulShutdown()) != nil { continuation.yield(.tick) }
+                    }
                     let ending = await receiveLoop(inputs, outbound: outbound, watchersToldUp: &told)
                     // Closing ends the inbound sequence, which task cancellation alone does not.
                     underlying.close(promise: nil)
@@ -189,7 +237,7 @@ final class DeviceService: Service, Sendable {
     private func receiveLoop(
         _ inputs: AsyncStream<Input>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, watchersToldUp: inout Bool?
     ) async -> Ending {
-        var receiver = E1381Receiver()
+        var receiver = E1381Receiver(configuration: pipeline.settings.dialect.framing)
         var lastByte = DaemonClock.monotonic
         var shutdownSince: Duration?
         for await input in inputs {
@@ -249,7 +297,7 @@ final class DeviceService: Service, Sendable {
                 try await outbound.write(ByteBuffer(bytes: bytes))
             case .messageReceived(let text):
                 let now = DaemonClock.monotonic
-                if await pipeline.ingest(text, now: now) {
+                if await pipeline.ingest(.message(text: text, receivedAt: now)).mayAcknowledge {
                     queue += receiver.messageStored(now: DaemonClock.monotonic)
                 } else {
                     queue += receiver.messageNotStored(now: DaemonClock.monotonic)
@@ -265,6 +313,73 @@ final class DeviceService: Service, Sendable {
                     logger.trace("e1381: \(event)")
                 }
             }
+        }
+    }
+}
+
+/// The devices (with their simulator children and export directories) as one service whose
+/// members run, and stop, side by side. ServiceGroup stops its services one after another and
+/// waits for each; for devices that made the stop last one grace period per device. Here every
+/// member hears the shutdown at the same moment (they share this service's graceful shutdown),
+/// so the stop takes as long as the slowest device, whatever their number.
+final class DeviceFleet: Service, Sendable {
+    let members: [any Service]
+
+    init(_ members: [any Service]) {
+        self.members = members
+    }
+
+    func run() async throws {
+        guard !members.isEmpty else {
+            // Nothing to run: stay until the daemon stops (a service that returns early stops the group).
+            try? await gracefulShutdown()
+            return
+        }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for member in members {
+                tasks.addTask { try await member.run() }
+            }
+            // One member failing stops the others, as the service group would.
+            do {
+                try await tasks.waitForAll()
+            } catch {
+                tasks.cancelAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// The first of several racing outcomes: `settle` from any task, `value()` awaited once.
+final class FirstOutcome<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiter: CheckedContinuation<Value, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// True when this call decided the race; later calls change nothing.
+    @discardableResult
+    func settle(_ value: Value) -> Bool {
+        let (decided, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Value, Never>?) in
+            guard state.value == nil else { return (false, nil) }
+            state.value = value
+            defer { state.waiter = nil }
+            return (true, state.waiter)
+        }
+        waiter?.resume(returning: value)
+        return decided
+    }
+
+    func value() async -> Value {
+        await withCheckedContinuation { continuation in
+            let settled = state.withLock { state -> Value? in
+                if let value = state.value { return value }
+                state.waiter = continuation
+                return nil
+            }
+            if let settled { continuation.resume(returning: settled) }
         }
     }
 }

@@ -92,7 +92,7 @@ final class SimulatorChildService: Service, Sendable {
                     exited.continuation.yield($0.terminationStatus)
                 }
                 do {
-                    try process.run()
+                    try await Self.launch(process)
                 } catch {
                     logger.error("cannot start the simulator \(executable): \(error)")
                     throw error
@@ -101,20 +101,44 @@ final class SimulatorChildService: Service, Sendable {
                 let status = await withTaskCancellationOrGracefulShutdownHandler {
                     await exited.stream.first { _ in true } ?? -1
                 } onCancelOrGracefulShutdown: {
+                    // SIGTERM ends it at once (optia-sim keeps the default action); its state file
+                    // makes even a kill harmless, so a child that lingers is not waited for long.
                     process.terminate()
-                    // Its state file makes a kill harmless; do not wait on a child that lingers.
                     let pid = process.processIdentifier
                     Task {
-                        try? await Task.sleep(for: .seconds(2))
+                        try? await Task.sleep(for: .milliseconds(500))
                         if process.isRunning { kill(pid, SIGKILL) }
                     }
                 }
                 if Task.isCancelledOrShuttingDown { break }
                 logger.notice("simulator finished its run (status \(status)); next run in 5 s")
                 runNumber += 1
-                try? await Task.sleep(for: .seconds(5))
+                // A stop during the pause between runs ends it at once.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
             }
         } onGracefulShutdown: {}
+    }
+}
+
+extension SimulatorChildService {
+    /// Starts `process` from a thread of its own with no signal blocked. posix_spawn(3) hands the
+    /// calling thread's signal mask to the child, and the threads of the Swift pool block nearly
+    /// every signal: a child started from one ignored SIGTERM, and every stop waited for the
+    /// SIGKILL that followed 2 s later (one child after another: 2 minutes with 64).
+    static func launch(_ process: Process) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread {
+                var none = sigset_t()
+                sigemptyset(&none)
+                pthread_sigmask(SIG_SETMASK, &none, nil)
+                do {
+                    try process.run()
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }.start()
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import LiveState
 import Logging
 import RecordStore
 import ServiceLifecycle
@@ -8,6 +9,9 @@ import SystemdSupport
 /// loop and the store writer are making progress, STOPPING=1 first thing on
 /// shutdown. Listed last in the service group, so it is the first to hear of
 /// shutdown (ServiceGroup stops services in reverse order).
+///
+/// Notifications never block (SystemdNotifier): a manager that stops reading
+/// costs dropped datagrams, never a thread, and never the reaction to SIGTERM.
 final class SystemdService: Service, Sendable {
     let notifier: SystemdNotifier
     let health: HealthBoard
@@ -35,10 +39,10 @@ final class SystemdService: Service, Sendable {
             if s.lastStoreWrite != nil, s.devices.values.allSatisfy({ $0.lastProgress != nil }) { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        notifier.ready(status: health.statusLine)
+        var lastStatus = health.statusLine
+        notifier.ready(status: lastStatus)
         let watchdog = notifier.watchdogInterval.map { "WATCHDOG=1 while healthy, timeout \($0)" } ?? "no systemd watchdog"
-        logger.notice("ready: \(health.statusLine); \(watchdog)")
-        var lastStatus = ""
+        logger.notice("ready: \(lastStatus); \(watchdog)")
         var withholding = false
         await withGracefulShutdownHandler {
             while !Task.isCancelledOrShuttingDown {
@@ -59,8 +63,12 @@ final class SystemdService: Service, Sendable {
                 if status != lastStatus {
                     notifier.status(status)
                     lastStatus = status
+                } else {
+                    // A full queue held READY or the status back: sent once there is room.
+                    notifier.resendHeldBack()
                 }
-                try? await Task.sleep(for: tick)
+                // Ends at once on shutdown: this service is the first the group waits for.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) }
             }
         } onGracefulShutdown: {
             self.notifier.stopping(status: "stopping: finishing messages in flight")
@@ -109,7 +117,8 @@ final class StoreHeartbeatService: Service, Sendable {
                     break
                 }
             }
-            try? await Task.sleep(for: interval)
+            // Ends at once on shutdown, rather than a whole interval later.
+            try? await cancelWhenGracefulShutdown { [interval] in try await Task.sleep(for: interval) }
         }
     }
 }

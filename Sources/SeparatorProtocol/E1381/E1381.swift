@@ -41,6 +41,13 @@ public enum E1381: Sendable {
         return sum
     }
 
+    /// The same sum over a buffer: a plain loop the compiler vectorises (the receiver's per-frame check).
+    static func checksum(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt8 {
+        var sum: UInt8 = 0
+        for byte in bytes { sum &+= byte }
+        return sum
+    }
+
     /// The two upper-case hex digits of a checksum, as C1 C2 carry them.
     public static func hexDigits(_ value: UInt8) -> (high: UInt8, low: UInt8) {
         (hexDigit(value >> 4), hexDigit(value & 0x0F))

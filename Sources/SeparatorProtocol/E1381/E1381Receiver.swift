@@ -115,7 +115,20 @@ public struct E1381Receiver: Sendable {
     }
 
     private mutating func process(_ bytes: UnsafeBufferPointer<UInt8>, now: Duration) {
-        for byte in bytes {
+        var index = 0
+        while index < bytes.count {
+            if frameState == .collecting {
+                // Most bytes are frame text: append the run up to the next byte that ends or
+                // interrupts the frame (or up to the frame limit) at once, not byte by byte.
+                let run = Self.textRunLength(bytes, from: index, limit: maxFrameBody - frame.count)
+                if run > 0 {
+                    frame.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<(index + run)]))
+                    index += run
+                    continue
+                }
+            }
+            let byte = bytes[index]
+            index += 1
             switch frameState {
             case .collecting:
                 if byte == ASCIIControl.lf {
@@ -143,6 +156,19 @@ public struct E1381Receiver: Sendable {
                 outsideFrame(byte, now: now)
             }
         }
+    }
+
+    /// How many bytes from `start` on are frame text: neither LF nor STX, EOT or ENQ, at most `limit`.
+    private static func textRunLength(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) -> Int {
+        let end = start + min(max(limit, 0), bytes.count - start)
+        var index = start
+        while index < end {
+            switch bytes[index] {
+            case ASCIIControl.lf, ASCIIControl.stx, ASCIIControl.eot, ASCIIControl.enq: return index - start
+            default: index += 1
+            }
+        }
+        return index - start
     }
 
     /// The caller durably stored the message of the last `.messageReceived`: answer its last frame.
@@ -234,13 +260,13 @@ public struct E1381Receiver: Sendable {
         guard let received = E1381.hexValue(frame[n - 3], frame[n - 2]) else {
             return reject(.malformedFrame(.checksumNotHex), now: now)
         }
-        let expected = E1381.checksum(frame[0...(n - 4)])
+        let expected = frame.withUnsafeBufferPointer { E1381.checksum(UnsafeBufferPointer(rebasing: $0[0...(n - 4)])) }
         guard expected == received else { return reject(.badChecksum(expected: expected, received: received), now: now) }
         let textRange = 1..<(n - 4)
         guard textRange.count <= configuration.maxTextLength else {
             return reject(.textTooLong(length: textRange.count), now: now)
         }
-        for index in textRange where ASCIIControl.isForbiddenInText(frame[index]) {
+        if let index = firstForbiddenIndex(in: textRange) {
             return reject(.forbiddenCharacter(byte: frame[index], offset: index - 1), now: now)
         }
         let digit = frame[0]
@@ -267,14 +293,27 @@ public struct E1381Receiver: Sendable {
         deadline = nil
     }
 
+    /// The first byte of `range` that frame text may not hold. Every received byte passes here:
+    /// the common answer (none) comes from a loop on the buffer without early exit, cheaper per
+    /// byte than one that looks for the index.
+    private func firstForbiddenIndex(in range: Range<Int>) -> Int? {
+        frame.withUnsafeBufferPointer { frame in
+            var found = false
+            for byte in UnsafeBufferPointer(rebasing: frame[range]) where ASCIIControl.isForbiddenInText(byte) { found = true }
+            return found ? range.first { ASCIIControl.isForbiddenInText(frame[$0]) } : nil
+        }
+    }
+
     /// Appends frame text to the message, tracking record starts (H restarts, L ends).
+    /// Works a record piece at a time (up to and including its CR) rather than byte by byte.
     private mutating func absorbText(_ range: Range<Int>) {
-        for index in range {
-            let byte = frame[index]
+        var start = range.lowerBound
+        while start < range.upperBound {
             if atRecordStart {
+                let type = frame[start]
                 atRecordStart = false
-                recordType = byte
-                if byte == UInt8(ascii: "H") {
+                recordType = type
+                if type == UInt8(ascii: "H") {
                     if !message.isEmpty {
                         emit(.partialMessageDiscarded(.newHeader))
                         message.removeAll(keepingCapacity: true)
@@ -282,19 +321,24 @@ public struct E1381Receiver: Sendable {
                     discardingOversized = false
                 }
             }
+            var end = frame[start..<range.upperBound].firstIndex(of: ASCIIControl.cr) ?? range.upperBound
+            let endsRecord = end < range.upperBound
+            if endsRecord { end += 1 }
             if !discardingOversized {
-                if message.count >= configuration.maxMessageBytes {
+                // Byte by byte, the byte after the limit is the one that discards the message.
+                if end - start <= configuration.maxMessageBytes - message.count {
+                    message.append(contentsOf: frame[start..<end])
+                } else {
                     discardingOversized = true
                     message.removeAll(keepingCapacity: false)
                     emit(.partialMessageDiscarded(.messageTooLarge))
-                } else {
-                    message.append(byte)
                 }
             }
-            if byte == ASCIIControl.cr {
+            if endsRecord {
                 atRecordStart = true
                 lastRecordWasTerminator = recordType == UInt8(ascii: "L")
             }
+            start = end
         }
     }
 
@@ -335,7 +379,21 @@ public struct E1381Receiver: Sendable {
 
     private mutating func send(_ byte: UInt8) {
         flushStray()
-        output.append(.send([byte]))
+        output.append(.send(Self.answer(byte)))
+    }
+
+    // One shared array per answer: a new one-byte array for every frame's ACK would allocate per frame.
+    private static let ackBytes = [ASCIIControl.ack]
+    private static let nakBytes = [ASCIIControl.nak]
+    private static let eotBytes = [ASCIIControl.eot]
+
+    private static func answer(_ byte: UInt8) -> [UInt8] {
+        switch byte {
+        case ASCIIControl.ack: ackBytes
+        case ASCIIControl.nak: nakBytes
+        case ASCIIControl.eot: eotBytes
+        default: [byte]
+        }
     }
 
     private mutating func emit(_ event: ReceiverEvent) {

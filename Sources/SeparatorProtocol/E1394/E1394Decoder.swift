@@ -26,8 +26,41 @@ func parseStrictDouble(_ bytes: some Collection<UInt8>) -> Double? {
         }
     }
     guard mantissaDigits > 0, [2, 3, 4, 7].contains(state) else { return nil }
+    if let value = exactDecimal(bytes) { return value }
     guard let value = Double(String(decoding: bytes, as: UTF8.self)), value.isFinite else { return nil }
     return value
+}
+
+/// The value of a checked plain decimal (`-12.83`, no exponent) when it can be computed exactly
+/// in one step: digits below 2^53 and at most 22 of them after the point. Both the integer and
+/// the power of ten are then exact doubles, and one IEEE division rounds correctly, so the result
+/// is the one strtod gives (Clinger's fast path), without making a string and calling strtod.
+/// Nil for anything else (exponents, long mantissas): the caller takes the general path.
+private func exactDecimal(_ bytes: some Collection<UInt8>) -> Double? {
+    var mantissa: UInt64 = 0
+    var fractionDigits = 0
+    var negative = false
+    var afterPoint = false
+    for byte in bytes {
+        switch byte {
+        case UInt8(ascii: "-"): negative = true
+        case UInt8(ascii: "+"): break
+        case UInt8(ascii: "."): afterPoint = true
+        case 0x30...0x39:
+            mantissa = mantissa * 10 + UInt64(byte - 0x30)
+            guard mantissa < 1 << 53 else { return nil }
+            if afterPoint { fractionDigits += 1 }
+        default: return nil  // an exponent
+        }
+    }
+    guard fractionDigits < exactPowersOfTen.count else { return nil }
+    let magnitude = Double(mantissa) / exactPowersOfTen[fractionDigits]
+    return negative ? -magnitude : magnitude
+}
+
+/// 10^0 through 10^22: the powers of ten a double holds exactly.
+private let exactPowersOfTen: [Double] = (0...22).map { exponent in
+    (0..<exponent).reduce(1.0) { power, _ in power * 10 }
 }
 
 /// Positive decimal without sign or blanks, within `Int`/`UInt64` range.
@@ -48,7 +81,7 @@ private struct MessageParser {
     var reader: E1394RecordReader
     var records: [Range<Int>] = []
     var position = 0
-    /// Fields of the current record.
+    /// Fields of the current record; one array for every record of the message.
     var fields: [Range<Int>] = []
 
     init(reader: E1394RecordReader) { self.reader = reader }
@@ -72,7 +105,7 @@ private struct MessageParser {
 
         // H
         load(0)
-        guard let sequenceNumber = parsePositiveDecimal(bytes[field(3)]) else {
+        guard let sequenceNumber = withBytes(field(3), parsePositiveDecimal) else {
             throw error(.invalidSequenceNumber(reader.raw(field(3))), record: 0, field: 3)
         }
         let sender = reader.componentRanges(in: field(5))
@@ -110,12 +143,14 @@ private struct MessageParser {
         var results: [ResultRecord] = []
         var comments: [CommentRecord] = []
         let bodyType: UInt8 = (kind == .alarm || kind == .event) ? UInt8(ascii: "C") : UInt8(ascii: "R")
+        // At most every remaining record is a body record: one allocation instead of growing.
+        if bodyType == UInt8(ascii: "R") { results.reserveCapacity(records.count - position) }
         while position < records.count, recordType(position) == bodyType {
             load(position)
             if bodyType == UInt8(ascii: "R") { results.append(try parseResult()) } else { comments.append(try parseComment()) }
             position += 1
         }
-        let bodyName = String(decoding: [bodyType], as: UTF8.self)
+        let bodyName = bodyType == UInt8(ascii: "R") ? "R" : "C"
         if results.isEmpty && comments.isEmpty {
             if position < records.count, recordType(position) == UInt8(ascii: "L") {
                 throw error(.missingRecord(expected: bodyName), record: position)
@@ -150,7 +185,7 @@ private struct MessageParser {
         let given = name.count > 1 ? try text(name[1], field: 6) : ""
         var birthDate: CalendarDate?
         if !field(8).isEmpty {
-            guard let date = CalendarDate(wire: reader.raw(field(8))) else {
+            guard let date = withBytes(field(8), CalendarDate.init(wireDigits:)) else {
                 throw error(.invalidDate(reader.raw(field(8))), record: position, field: 8)
             }
             birthDate = date
@@ -167,11 +202,10 @@ private struct MessageParser {
 
     mutating func parseOrder() throws(MessageDecodingError) -> Order {
         let runID = try text(field(3), field: 3)
-        let procedureParts = reader.componentRanges(in: field(5))
-        guard procedureParts.count == 4, !procedureParts[3].isEmpty else {
+        guard let procedureRange = reader.fourthComponent(of: field(5)), !procedureRange.isEmpty else {
             throw error(.invalidProcedure(reader.raw(field(5))), record: position, field: 5)
         }
-        let procedure = Procedure(rawValue: try text(procedureParts[3], field: 5))
+        let procedure = Procedure(rawValue: try text(procedureRange, field: 5))
         // Written in field 8 as the spec's example has it; field 7, as its table says, is read too.
         let runStart = try optionalTimestamp(field: field(8).isEmpty ? 7 : 8)
         return Order(runID: runID, procedure: procedure, runStart: runStart)
@@ -179,27 +213,27 @@ private struct MessageParser {
 
     mutating func parseResult() throws(MessageDecodingError) -> ResultRecord {
         let sequence = try recordSequence()
-        let codeParts = reader.componentRanges(in: field(3))
-        guard codeParts.count == 4, !codeParts[3].isEmpty else {
+        guard let codeRange = reader.fourthComponent(of: field(3)), !codeRange.isEmpty else {
             throw error(.invalidParameterCode(reader.raw(field(3))), record: position, field: 3)
         }
-        let code = ParameterCode(try text(codeParts[3], field: 3))
+        let code = ParameterCode(try text(codeRange, field: 3))
+        let definition = code.definition
         let unit = try text(field(5), field: 5)
         let valueRange = field(4)
         let value: ResultValue
-        if let definition = code.definition {
+        if let definition {
             guard unit == definition.unit else {
                 throw error(.unitMismatch(code: code.rawValue, found: unit, expected: definition.unit), record: position, field: 5)
             }
             if definition.isNumeric {
-                guard let number = parseStrictDouble(bytes[valueRange]) else {
+                guard let number = withBytes(valueRange, parseStrictDouble) else {
                     throw error(.invalidNumber(code: code.rawValue, value: reader.raw(valueRange)), record: position, field: 4)
                 }
                 value = .number(number)
             } else {
                 value = .text(try text(valueRange, field: 4))
             }
-        } else if let number = parseStrictDouble(bytes[valueRange]) {
+        } else if let number = withBytes(valueRange, parseStrictDouble) {
             value = .number(number)
         } else {
             // Unknown codes are kept, never dropped: a value that is no number stays text.
@@ -228,7 +262,7 @@ private struct MessageParser {
 
     mutating func load(_ index: Int) {
         position = index
-        fields = reader.fieldRanges(in: records[index])
+        reader.fieldRanges(in: records[index], into: &fields)
     }
 
     /// A missing trailing field reads as empty.
@@ -267,14 +301,14 @@ private struct MessageParser {
     }
 
     func recordSequence() throws(MessageDecodingError) -> Int {
-        guard let value = parsePositiveDecimal(bytes[field(2)]), value <= UInt64(Int.max) else {
+        guard let value = withBytes(field(2), parsePositiveDecimal), value <= UInt64(Int.max) else {
             throw error(.invalidSequenceNumber(reader.raw(field(2))), record: position, field: 2)
         }
         return Int(value)
     }
 
     func requiredTimestamp(field number: Int) throws(MessageDecodingError) -> DeviceTimestamp {
-        guard let timestamp = DeviceTimestamp(wire: reader.raw(field(number))) else {
+        guard let timestamp = withBytes(field(number), DeviceTimestamp.init(wireDigits:)) else {
             throw error(.invalidTimestamp(reader.raw(field(number))), record: position, field: number)
         }
         return timestamp
@@ -292,6 +326,12 @@ private struct MessageParser {
             throw error(.invalidMeasurement(reader.raw(range), expectedUnit: "\(unit)"), record: position, field: number)
         }
         return value
+    }
+
+    /// Runs `body` on the bytes of `range` as a buffer: per-byte loops run several times faster on
+    /// it than on an `ArraySlice`, which checks bounds (and holds the array) at every step.
+    func withBytes<Result>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     /// `record` is 0-based here; locations are 1-based.

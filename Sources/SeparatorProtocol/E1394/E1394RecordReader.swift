@@ -18,8 +18,12 @@ public struct Delimiters: Hashable, Sendable {
 
     /// Delimiters must be four distinct printable punctuation bytes, or records cannot be split.
     public var isValid: Bool {
-        let all = [field, self.repeat, component, escape]
-        return Set(all).count == 4 && all.allSatisfy(Self.isPunctuation)
+        // Compared pair by pair: checked once per message, where a Set would allocate.
+        let distinct =
+            field != self.repeat && field != component && field != escape
+            && self.repeat != component && self.repeat != escape && component != escape
+        return distinct && Self.isPunctuation(field) && Self.isPunctuation(self.repeat)
+            && Self.isPunctuation(component) && Self.isPunctuation(escape)
     }
 
     static func isPunctuation(_ byte: UInt8) -> Bool {
@@ -51,24 +55,57 @@ public struct E1394RecordReader: Sendable {
 
     /// Records without their CR. A last record without CR counts; the empty tail after a final CR does not.
     public func recordRanges() -> [Range<Int>] {
-        var ranges: [Range<Int>] = []
-        var start = 0
-        for index in bytes.indices where bytes[index] == ASCIIControl.cr {
-            ranges.append(start..<index)
-            start = index + 1
+        bytes.withUnsafeBufferPointer { bytes in
+            var ranges: [Range<Int>] = []
+            // Counted first (a wrapping count, which the compiler vectorises), so that the array
+            // is allocated once rather than grown record by record.
+            var crCount = 0
+            for byte in bytes where byte == ASCIIControl.cr { crCount &+= 1 }
+            ranges.reserveCapacity(crCount + 1)
+            var start = 0
+            for index in bytes.indices where bytes[index] == ASCIIControl.cr {
+                ranges.append(start..<index)
+                start = index + 1
+            }
+            if start < bytes.count { ranges.append(start..<bytes.count) }
+            return ranges
         }
-        if start < bytes.count { ranges.append(start..<bytes.count) }
-        return ranges
     }
 
     /// Field ranges of a record; element 0 is field 1 (the record type).
     public func fieldRanges(in record: Range<Int>) -> [Range<Int>] {
-        split(record, at: delimiters.field)
+        var ranges: [Range<Int>] = []
+        split(record, at: delimiters.field, into: &ranges)
+        return ranges
+    }
+
+    /// `fieldRanges(in:)` into `ranges`, reusing its storage: the decoder splits every record
+    /// into the same array instead of allocating one per record.
+    func fieldRanges(in record: Range<Int>, into ranges: inout [Range<Int>]) {
+        split(record, at: delimiters.field, into: &ranges)
     }
 
     /// Component ranges of a field (a single range when it has no component delimiter).
     public func componentRanges(in field: Range<Int>) -> [Range<Int>] {
-        split(field, at: delimiters.component)
+        var ranges: [Range<Int>] = []
+        split(field, at: delimiters.component, into: &ranges)
+        return ranges
+    }
+
+    /// The last of exactly four components (`^^^CODE`, `^^^CMNC`), or nil for any other count.
+    /// Same answer as `componentRanges(in:)` with a count of 4, without the array.
+    func fourthComponent(of field: Range<Int>) -> Range<Int>? {
+        let field = clamped(field)
+        let component = delimiters.component
+        var delimiterCount = 0
+        var start = field.lowerBound
+        bytes.withUnsafeBufferPointer { bytes in
+            for index in field where bytes[index] == component {
+                delimiterCount += 1
+                start = index + 1
+            }
+        }
+        return delimiterCount == 3 ? start..<field.upperBound : nil
     }
 
     /// Whether the range holds exactly these ASCII bytes.
@@ -94,6 +131,14 @@ public struct E1394RecordReader: Sendable {
     /// guessing would store a value the device never meant.
     public func text(_ range: Range<Int>) throws(EscapeError) -> String {
         let range = clamped(range)
+        // Nearly every value is ASCII without escapes. ASCII is valid UTF-8, so it needs none of
+        // `String(validating:)`'s work (generic, and the larger part of decoding a record).
+        let escape = delimiters.escape
+        let plainASCII: String? = bytes.withUnsafeBufferPointer { buffer in
+            let value = UnsafeBufferPointer(rebasing: buffer[range])
+            return value.allSatisfy { $0 < 0x80 && $0 != escape } ? String(decoding: value, as: UTF8.self) : nil
+        }
+        if let plainASCII { return plainASCII }
         let slice = bytes[range]
         if !slice.contains(delimiters.escape) {
             guard let string = String(validating: slice, as: UTF8.self) else { throw .invalidUTF8 }
@@ -145,16 +190,18 @@ public struct E1394RecordReader: Sendable {
         return result
     }
 
-    private func split(_ range: Range<Int>, at delimiter: UInt8) -> [Range<Int>] {
+    private func split(_ range: Range<Int>, at delimiter: UInt8, into ranges: inout [Range<Int>]) {
         let range = clamped(range)
-        var ranges: [Range<Int>] = []
+        ranges.removeAll(keepingCapacity: true)
         var start = range.lowerBound
-        for index in range where bytes[index] == delimiter {
-            ranges.append(start..<index)
-            start = index + 1
+        // The hottest loop of decoding: on the buffer, without a bounds check per byte.
+        bytes.withUnsafeBufferPointer { bytes in
+            for index in range where bytes[index] == delimiter {
+                ranges.append(start..<index)
+                start = index + 1
+            }
         }
         ranges.append(start..<range.upperBound)
-        return ranges
     }
 
     private func clamped(_ range: Range<Int>) -> Range<Int> { range.clamped(to: 0..<bytes.count) }

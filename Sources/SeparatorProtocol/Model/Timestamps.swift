@@ -24,12 +24,17 @@ public struct DeviceTimestamp: Hashable, Comparable, Sendable, CustomStringConve
 
     /// Parses exactly 14 ASCII digits.
     public init?(wire: some StringProtocol) {
-        let digits = Array(wire.utf8)
-        guard digits.count == 14, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        func number(_ range: Range<Int>) -> Int { digits[range].reduce(0) { $0 * 10 + Int($1 - 0x30) } }
+        self.init(wireDigits: wire.utf8)
+    }
+
+    /// Parses exactly 14 ASCII digits given as bytes: the decoder reads them straight from the
+    /// record, without making a string and an array per timestamp.
+    init?(wireDigits digits: some Collection<UInt8>) {
+        guard digits.count == 14, let n = decimalValue(digits) else { return nil }
+        // YYYYMMDDHHMMSS read as one number and taken apart from the right.
         self.init(
-            year: number(0..<4), month: number(4..<6), day: number(6..<8),
-            hour: number(8..<10), minute: number(10..<12), second: number(12..<14))
+            year: n / 10_000_000_000, month: n / 100_000_000 % 100, day: n / 1_000_000 % 100,
+            hour: n / 10_000 % 100, minute: n / 100 % 100, second: n % 100)
     }
 
     /// Seconds since 1970-01-01T00:00:00Z (proleptic Gregorian, no leap seconds).
@@ -86,10 +91,13 @@ public struct CalendarDate: Hashable, Comparable, Sendable, CustomStringConverti
 
     /// Parses exactly 8 ASCII digits.
     public init?(wire: some StringProtocol) {
-        let digits = Array(wire.utf8)
-        guard digits.count == 8, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        func number(_ range: Range<Int>) -> Int { digits[range].reduce(0) { $0 * 10 + Int($1 - 0x30) } }
-        self.init(year: number(0..<4), month: number(4..<6), day: number(6..<8))
+        self.init(wireDigits: wire.utf8)
+    }
+
+    /// Parses exactly 8 ASCII digits given as bytes.
+    init?(wireDigits digits: some Collection<UInt8>) {
+        guard digits.count == 8, let n = decimalValue(digits) else { return nil }
+        self.init(year: n / 10_000, month: n / 100 % 100, day: n % 100)  // YYYYMMDD
     }
 
     public var wire: String { pad(year, 4) + pad(month, 2) + pad(day, 2) }
@@ -134,6 +142,16 @@ public struct CalendarDate: Hashable, Comparable, Sendable, CustomStringConverti
     public static func < (a: CalendarDate, b: CalendarDate) -> Bool {
         (a.year, a.month, a.day) < (b.year, b.month, b.day)
     }
+}
+
+/// The value of ASCII digits, or nil if any byte is not a digit. Callers pass at most 14.
+private func decimalValue(_ digits: some Collection<UInt8>) -> Int? {
+    var value = 0
+    for byte in digits {
+        guard byte >= 0x30, byte <= 0x39 else { return nil }
+        value = value * 10 + Int(byte - 0x30)
+    }
+    return value
 }
 
 @inline(__always)

@@ -1,0 +1,110 @@
+import LiveState
+import Prometheus
+import RecordStore
+import Synchronization
+
+/// `/metrics` in the Prometheus text format (swift-prometheus). Counters follow the daemon's own
+/// counts (since it started), brought up to date at each scrape; commit latency is observed as it
+/// happens. Every metric is made with help text: `promtool check metrics` refuses metrics without.
+public final class DaemonMetrics: CommitObserver {
+    let registry = PrometheusCollectorRegistry()
+    private let seen = Mutex(Seen())
+
+    private struct Seen {
+        var counts: [String: Int] = [:]
+        var alarmLabels: Set<[String]> = []
+    }
+
+    public init() {}
+
+    /// A full metric name as one descriptor part (the name already ends in its unit).
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    static let commitBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    /// One store commit of a device's message, from the start of the transaction until it is durable.
+    public func observeCommit(device: String, duration: Duration) {
+        registry.makeDurationHistogram(
+            descriptor: Self.descriptor(
+                "apheresisd_store_commit_duration_seconds",
+                "Time to store a message durably (one SQLite transaction, synchronous=FULL), per device."),
+            labels: [("device", device)], buckets: Self.commitBuckets
+        ).record(duration)
+    }
+
+    static let linkStates = ["connecting", "up", "stale", "down", "reconnecting"]
+
+    /// Brings every metric up to date, then renders them.
+    func render(
+        devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int], storeFailure: StoreFailureStatus? = nil,
+        storeFreeBytes: UInt64? = nil
+    ) -> String {
+        registry.makeGauge(
+            descriptor: Self.descriptor(
+                "apheresisd_store_failing", "1 while the record store refuses writes (full disk, read-only, I/O error): messages are not acknowledged."))
+            .set(storeFailure == nil ? 0.0 : 1.0)
+        if let storeFreeBytes {
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_store_free_bytes", "Free space on the record store's volume, for its user, in bytes."))
+                .set(Double(storeFreeBytes))
+        }
+        for d in devices {
+            let labels = [("device", d.name)]
+            count("apheresisd_messages_stored_total", labels, d.messagesStored, "Messages stored (each once), per device.")
+            count("apheresisd_messages_duplicate_total", labels, d.duplicates, "Messages received again and acknowledged without storing, per device.")
+            count("apheresisd_messages_quarantined_total", labels, d.quarantined, "Messages kept in quarantine because they did not parse, per device.")
+            count("apheresisd_frames_rejected_total", labels, d.framesRejected, "Frames answered with NAK (checksum, frame number or framing), per device.")
+            count("apheresisd_reconnects_total", labels, d.reconnects, "Times the link was opened again after a loss, per device.")
+            registry.makeGauge(descriptor: Self.descriptor("apheresisd_link_up", "1 while the device's link is up, else 0."), labels: labels)
+                .set(d.linkState == "up" ? 1.0 : 0.0)
+            for state in Self.linkStates {
+                registry.makeGauge(
+                    descriptor: Self.descriptor(
+                        "apheresisd_link_state", "1 for the link's current state (connecting, up, stale, down, reconnecting), else 0."),
+                    labels: [("device", d.name), ("state", state)]
+                ).set(d.linkState == state ? 1.0 : 0.0)
+            }
+            if let age = d.lastActivityAgeSeconds {
+                registry.makeGauge(
+                    descriptor: Self.descriptor(
+                        "apheresisd_link_last_activity_age_seconds", "Seconds since the last byte arrived from the separator (or its last export file was read)."),
+                    labels: labels
+                ).set(age)
+            }
+        }
+        // Active alarms by device, code and level; label sets seen before drop to 0, never vanish mid-series.
+        var active: [[String]: Int] = [:]
+        for a in activeAlarms { active[[a.deviceSerial, a.code, a.level], default: 0] += 1 }
+        let labelSets = seen.withLock { s in
+            s.alarmLabels.formUnion(active.keys)
+            return s.alarmLabels
+        }
+        for key in labelSets {
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_alarms_active", "Alarms raised and not cleared, by device, code and level."),
+                labels: [("device_serial", key[0]), ("code", key[1]), ("level", key[2])]
+            ).set(Double(active[key] ?? 0))
+        }
+        for (code, total) in raisedByCode {
+            count("apheresisd_alarms_raised_total", [("code", code)], total, "Alarms raised since the store began, by code.")
+        }
+        return registry.emitToString()
+    }
+
+    /// A counter that follows an absolute count: increments by what it grew since the last scrape.
+    private func count(_ name: String, _ labels: [(String, String)], _ value: Int, _ help: String) {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        let delta = seen.withLock { s -> Int in
+            let previous = s.counts[key] ?? 0
+            s.counts[key] = max(previous, value)
+            return value - previous
+        }
+        let counter = registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+        if delta > 0 { counter.increment(by: Int64(delta)) }
+    }
+}
