@@ -113,3 +113,14 @@ bench-smoke:
 	@$(BENCH_TOOLS)
 	$(BENCH_BUILD) --product bench-count
 	$(BENCH_COUNTS) --check
+
+# The daemon's figures from outside (docs/performance.md, "Daemon figures"): start to READY=1,
+# 64 separators at the real rate and at 10x, RSS over an accelerated run, SIGTERM to exit.
+# Two builds: `swift build --product A --product B` builds only B.
+.PHONY: bench-daemon bench-daemon-quick
+DAEMON_FIGURES = $(SWIFT) build -c release --product apheresisd && $(SWIFT) build -c release --product optia-sim && \
+	python3 scripts/bench/daemon_figures.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+bench-daemon: deps
+	$(DAEMON_FIGURES)
+bench-daemon-quick: deps
+	$(DAEMON_FIGURES) --quick

@@ -263,7 +263,9 @@ public actor IngestPipeline {
         return .handled
     }
 
+    /// The run is closed: nothing of it stays in memory but its last watch, for a while.
     func forget(_ key: RunKey) {
+        outlets.watches?.closed(deviceSerial: key.serial, runID: key.runID)
         monitors[key] = nil
         presetChanges[key] = nil
         lastMessageAt[key] = nil

@@ -161,16 +161,20 @@ public struct RunWatch: Sendable, Encodable {
 
 /// The newest watch of every run the daemon watches, with each run's history of points, in memory.
 /// Written by the message pipelines after each stored message, read by the API. Bounded: a run keeps
-/// its newest `seriesLimit` points, and only the newest `runLimit` runs are kept.
+/// its newest `seriesLimit` points, only the newest `runLimit` runs are kept, and of those only the
+/// newest `closedLimit` closed ones (a workstation that has run for days keeps its open runs, not
+/// the history of every run it saw: the store has that).
 public final class RunWatchBoard: Sendable {
     /// At a 5 s TICK, 2,880 points are four hours of run time.
     public static let seriesLimit = 2880
     public static let runLimit = 64
+    public static let closedLimit = 8
 
     private struct Entry {
         var watch: RunWatch
         var series: [RunWatch.Point]
         var updated: Int
+        var closed = false
     }
 
     private let entries = Mutex<(byKey: [String: Entry], counter: Int)>(([:], 0))
@@ -201,6 +205,21 @@ public final class RunWatchBoard: Sendable {
             }
         }
     }
+
+    /// The run ended (RUN_END, or closed by the open-run timeout): its watch stays for a while,
+    /// among the newest `closedLimit` closed runs.
+    public func closed(deviceSerial: String, runID: String) {
+        entries.withLock { state in
+            let key = Self.key(deviceSerial, runID)
+            guard state.byKey[key] != nil else { return }
+            state.byKey[key]?.closed = true
+            let closed = state.byKey.filter { $0.value.closed }.sorted { $0.value.updated > $1.value.updated }
+            for (old, _) in closed.dropFirst(Self.closedLimit) { state.byKey[old] = nil }
+        }
+    }
+
+    /// How many runs the board holds (open and recently closed).
+    public var count: Int { entries.withLock { $0.byKey.count } }
 
     /// The run's watch with its history, or nil when the daemon is not (or no longer) watching it.
     public func watch(deviceSerial: String, runID: String) -> RunWatch? {

@@ -194,3 +194,27 @@ struct IngestEdgeTests {
         #expect(try await standard.store.quarantined().count == 1)
     }
 }
+
+@Suite("The run watch board holds open runs, and only the newest closed ones")
+struct RunWatchBoardTests {
+    @Test func closedRunsBeyondTheLimitAreDroppedAndOpenOnesStay() throws {
+        let board = RunWatchBoard()
+        let start = try scenarioRun("normal-girl-5y")[0].message
+        func watch(_ runID: String) -> RunWatch {
+            var message = start
+            message.order.runID = runID
+            let monitor = RunMonitor(runStart: message, profile: .pediatricCMNC, receivedAt: .zero)
+            return RunWatch(monitor: monitor, deviceSerial: message.device.serialNumber, runRef: nil)
+        }
+        let serial = start.device.serialNumber
+        board.record(watch("OPEN"), addPoint: false)
+        for n in 0..<(RunWatchBoard.closedLimit + 5) {
+            board.record(watch("RUN-\(n)"), addPoint: false)
+            board.closed(deviceSerial: serial, runID: "RUN-\(n)")
+        }
+        #expect(board.count == 1 + RunWatchBoard.closedLimit)
+        #expect(board.watch(deviceSerial: serial, runID: "OPEN") != nil)
+        #expect(board.watch(deviceSerial: serial, runID: "RUN-0") == nil)
+        #expect(board.watch(deviceSerial: serial, runID: "RUN-\(RunWatchBoard.closedLimit + 4)") != nil)
+    }
+}

@@ -809,7 +809,8 @@ def main(argv):
     for tool in ("apheresisd", "optia-sim"):
         if not os.access(os.path.join(args.bin, tool), os.X_OK):
             print(f"daemon_figures: no {tool} in {args.bin}: build first "
-                  f"(swift build -c release --product apheresisd --product optia-sim)", file=sys.stderr)
+                  f"(swift build -c release --product apheresisd && swift build -c release --product optia-sim)",
+                  file=sys.stderr)
             return 1
     if not os.path.exists(args.scenario):
         print(f"daemon_figures: no scenario {args.scenario}", file=sys.stderr)
@@ -843,7 +844,9 @@ def main(argv):
             except MeasureError as error:
                 failed = True
                 log(f"{part}: could not measure: {error}")
-                rows.append(row(part, "-", "not measured", str(error).split("\n")[0]))
+                lines = [line.strip() for line in str(error).split("\n") if line.strip()]
+                note = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+                rows.append(row(part, "-", "not measured", note))
             log(f"{part}: done")
     except Interrupted as signal_name:
         REAPER.cleanup()
