@@ -80,8 +80,14 @@ public struct Daemon: Sendable {
             let settings = DeviceService.Settings(
                 reconnectInitial: device.reconnectInitial, reconnectMax: device.reconnectMax,
                 silenceTimeout: device.silenceTimeout)
-            // Checked when the configuration was read: the name is in the table.
-            let dialect = SeparatorDialect.named(device.dialect) ?? .standard
+            // Checked when a configuration file is read; a configuration built otherwise is refused
+            // here rather than read with another family's rules.
+            guard let dialect = SeparatorDialect.named(device.dialect) else {
+                throw DaemonStartRefused(
+                    message: "device \(device.name): unknown dialect \"\(device.dialect)\"; this build speaks "
+                        + SeparatorDialect.all.map { "\"\($0.name)\"" }.joined(separator: ", "),
+                    exitCode: DaemonStartRefused.configurationExitCode)
+            }
             let pipeline = IngestPipeline(
                 settings: IngestPipeline.Settings(
                     deviceName: device.name, dialect: dialect, profiles: configuration.profiles,

@@ -4,9 +4,9 @@ import Logging
 import RecordStore
 
 /// Alarm transitions in the journal, with structured fields; live runs and export files alike.
-public enum AlarmJournal {
+enum AlarmJournal {
     /// 12 significant digits: a configured 1.8 that went through SI and back prints as 1.8.
-    public static func number(_ x: Double) -> String { String(format: "%.12g", x) }
+    static func number(_ x: Double) -> String { String(format: "%.12g", x) }
 
     static func log(_ transitions: [AlarmTransition], runID: String, serial: String, logger: Logger) {
         for transition in transitions {

@@ -29,19 +29,14 @@ public final class LiveFeed: Sendable {
 
     /// Sends the event to every client (docs/api.md, "live stream").
     public func publish(_ event: StreamEvent) {
-        guard connected.load(ordering: .relaxed) > 0 else { return }
-        guard let data = try? APIEncoding.encoder.encode(event) else { return }
-        deliver(Event(name: event.name, json: String(decoding: data, as: UTF8.self)))
+        publish(event.name, event)
     }
 
-    /// Any payload under any name: for tests of the fan-out itself.
+    /// Any payload under any name: the typed events above, and tests of the fan-out itself.
     func publish<Payload: Encodable>(_ name: String, _ payload: Payload) {
         guard connected.load(ordering: .relaxed) > 0 else { return }
         guard let data = try? APIEncoding.encoder.encode(payload) else { return }
-        deliver(Event(name: name, json: String(decoding: data, as: UTF8.self)))
-    }
-
-    private func deliver(_ event: Event) {
+        let event = Event(name: name, json: String(decoding: data, as: UTF8.self))
         clients.withLock { clients in
             for (id, client) in clients where !client.dropped {
                 if case .dropped = client.continuation.yield(event) {
