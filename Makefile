@@ -124,3 +124,7 @@ bench-daemon: deps
 	$(DAEMON_FIGURES)
 bench-daemon-quick: deps
 	$(DAEMON_FIGURES) --quick
+
+# The fault campaigns of docs/reliability.md (fuzzing, sanitizers, kill -9, disk, clocks, soak,
+# two daemons on one store): one file each under mk/, every target printing its result table.
+include $(sort $(wildcard mk/*.mk))

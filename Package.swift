@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "LiveState", targets: ["LiveState"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "SimulatorKit", targets: ["SimulatorKit"]),
+        // For the fuzz package (Fuzz/): the libFuzzer targets call these entries.
+        .library(name: "FuzzEntries", targets: ["FuzzEntries"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -220,6 +222,14 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
 
+        // One entry per untrusted-input surface, with the invariants that must hold on any bytes:
+        // the fuzz targets (Fuzz/) and FuzzRegressionTests call them alike.
+        .target(
+            name: "FuzzEntries",
+            dependencies: ["SeparatorProtocol", "DaemonConfiguration", "WebEdge"],
+            swiftSettings: strictSwift6
+        ),
+
         .testTarget(
             name: "SeparatorProtocolTests",
             dependencies: [
@@ -286,6 +296,13 @@ let package = Package(
         .testTarget(
             name: "SystemdSupportTests",
             dependencies: ["SystemdSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift6
+        ),
+        // What fuzzing found (Inputs/<target>/) and hand-made hostile inputs, through FuzzEntries.
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["FuzzEntries", "SeparatorProtocol"],
+            exclude: ["Inputs"],
             swiftSettings: strictSwift6
         ),
         .testTarget(

@@ -93,6 +93,9 @@ func display(_ x: Double, decimals: Int = 2) -> String {
     let x = clinic(x)
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
+    // Far beyond any clinical value (a typing slip, 1e308 from a client): Int cannot hold it, and
+    // such a double has no fraction left to show.
+    guard abs(x) * scale < 0x1p62 else { return String(x) }
     let scaled = (abs(x) * scale).rounded()
     let whole = (scaled / scale).rounded(.down)
     var fraction = Int(scaled - whole * scale)

@@ -28,12 +28,17 @@ public struct Daemon: Sendable {
     }
 
     public func run() async throws {
-        // Before anything starts: a taken API port refuses the start (DaemonStartRefused).
-        try await APIPreflight.check(configuration.api.listen, group: MultiThreadedEventLoopGroup.singleton)
         let stateDirectory = configuration.stateDirectory
-        try await NIOThreadPool.singleton.runIfActive {
+        let databasePath = configuration.databasePath
+        // Before anything starts: a store held by another daemon, then a taken API port, refuse the
+        // start (DaemonStartRefused). The lock first, so that a second daemon with the same
+        // configuration is told about the store rather than about the port.
+        let storeLock = try await NIOThreadPool.singleton.runIfActive {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+            return try StoreLock.acquire(forStore: databasePath)
         }
+        defer { withExtendedLifetime(storeLock) {} }
+        try await APIPreflight.check(configuration.api.listen, group: MultiThreadedEventLoopGroup.singleton)
         // The audit key: the systemd credential, else [audit] key_file, else one made beside the store (demo).
         let auditKey = AuditKeySource.resolve(
             keyFileOption: nil, configuredKeyFile: configuration.audit.keyFile, environment: environment)
@@ -156,6 +161,7 @@ public struct Daemon: Sendable {
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))
+        services.append(WallClockWatchService(store: store, logger: logger))
         // Last: ServiceGroup stops services in reverse order, so systemd hears STOPPING first.
         services.append(SystemdService(notifier: notifier, health: health, logger: logger))
 

@@ -65,6 +65,11 @@ struct Evaluation {
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
         let checker = Checker(file: file, text: text)
+        if let problem = TOMLGuard.problem(in: text, file: file) {
+            checker.report(problem)
+            problems = checker.sortedProblems()
+            return
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

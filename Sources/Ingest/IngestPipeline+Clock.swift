@@ -81,7 +81,7 @@ extension IngestPipeline {
         let changes = transitions.compactMap(AlarmChange.init)
         guard !changes.isEmpty else { return }
         let wall = DaemonClock.wallMilliseconds
-        pendingAlarmChanges[key, default: []].append((changes, wall))
+        pendingAlarmChanges[key, default: []].append((changes, wall, DaemonClock.monotonic))
         _ = await flushPending(key)
         publishAlarms(changes, key: key, at: wall)
     }
@@ -92,7 +92,7 @@ extension IngestPipeline {
             do {
                 let refs = try await store.recordAlarmChanges(
                     deviceSerial: key.serial, runID: key.runID, changes: next.changes, atUnixMilliseconds: next.atUnixMilliseconds)
-                learnAlarmRefs(next.changes, refs, key: key)
+                learnAlarmRefs(next.changes, refs, key: key, at: next.monotonic)
                 storeWrote()
             } catch let error as RecordStoreError where error.isAlarmDisagreement {
                 // Written before a crash, or the run is closed: nothing to keep waiting for.

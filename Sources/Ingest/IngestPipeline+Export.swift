@@ -63,7 +63,7 @@ extension IngestPipeline {
             return .handled
         } catch {
             if Self.isStoreFailure(error) {
-                let failure = RecordStore.storageFailure(error).description
+                let failure = store.failure(of: error).description
                 if health.storeFailed(failure, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds) != nil {
                     logger.error("cannot store export file \(file.fileName): \(failure); will retry")
                 }
@@ -130,7 +130,7 @@ extension IngestPipeline {
             do {
                 let refs = try await store.recordAlarmChanges(
                     deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
-                learnAlarmRefs(changes, refs, key: key)
+                learnAlarmRefs(changes, refs, key: key, at: nil)
             } catch let error as RecordStoreError where error.isAlarmDisagreement {
                 // The run was seen live in part (its RUN_START, say): the alarms the live watch raised
                 // stay its own; the file adds the others.
@@ -141,12 +141,12 @@ extension IngestPipeline {
                 guard !changes.isEmpty else { return true }
                 let refs = try await store.recordAlarmChanges(
                     deviceSerial: serial, runID: export.runID, changes: changes, atUnixMilliseconds: wall)
-                learnAlarmRefs(changes, refs, key: key)
+                learnAlarmRefs(changes, refs, key: key, at: nil)
             }
             storeWrote()
         } catch {
             if Self.isStoreFailure(error) {
-                health.storeFailed(RecordStore.storageFailure(error).description, now: DaemonClock.monotonic, wallMilliseconds: wall)
+                health.storeFailed(store.failure(of: error).description, now: DaemonClock.monotonic, wallMilliseconds: wall)
                 return false
             }
             logger.error("cannot record the alarms of exported run \(export.runID): \(error)")

@@ -78,7 +78,7 @@ public actor IngestPipeline {
     var lastMessageAt: [RunKey: Duration] = [:]
     /// Alarm changes raised without a message (stale, link, timeouts) that the store refused, in
     /// order: the alarm is shown at once, and written before anything else of its run.
-    var pendingAlarmChanges: [RunKey: [(changes: [AlarmChange], atUnixMilliseconds: Int64)]] = [:]
+    var pendingAlarmChanges: [RunKey: [(changes: [AlarmChange], atUnixMilliseconds: Int64, monotonic: Duration)]] = [:]
     /// Runs known only from an export file whose alarms the store has not taken yet.
     var pendingExportAlarms: [PendingExportAlarms] = []
     private var busy = false
@@ -226,9 +226,12 @@ public actor IngestPipeline {
             health.update(deviceName) { $0.messagesStored += 1 }
             lastMessageAt[key] = now
             if let runRef { runRefs[key] = runRef }
-            learnAlarmRefs(changes, committedAlarmRefs, key: key)
+            learnAlarmRefs(changes, committedAlarmRefs, key: key, at: now)
             let watch = monitor.map { RunWatch(monitor: $0, deviceSerial: key.serial, runRef: runRefs[key]) }
-            if let watch { outlets.watches?.record(watch, addPoint: message.kind == .tick || message.kind == .runEnd) }
+            if let watch {
+                let isSample = message.kind == .tick || message.kind == .runEnd
+                outlets.watches?.record(watch, addPoint: isSample, sampleReceivedAt: isSample ? now : nil)
+            }
             publishMessage(message, quality: quality.map(\.storeLabel), alarms: changes, key: key, watch: watch, wall: wall)
             if let monitor, monitor.isOpen {
                 monitors[key] = monitor
@@ -274,9 +277,18 @@ public actor IngestPipeline {
     }
 
     /// The alarm rows the store just wrote, by code: the newest row of a code is the one a client acknowledges.
-    func learnAlarmRefs(_ changes: [AlarmChange], _ refs: [Int64], key: RunKey) {
+    /// `at`: the monotonic time the changes happened, for the age the API shows (nil for changes
+    /// found after the fact, in an export file).
+    func learnAlarmRefs(_ changes: [AlarmChange], _ refs: [Int64], key: RunKey, at: Duration?) {
         guard !changes.isEmpty, changes.count == refs.count else { return }
-        for (change, ref) in zip(changes, refs) { alarmRefs[key, default: [:]][change.code] = ref }
+        for (change, ref) in zip(changes, refs) {
+            alarmRefs[key, default: [:]][change.code] = ref
+            switch change.kind {
+            case .raised: if let at { outlets.watches?.alarmRaised(id: ref, at: at) }
+            case .cleared: outlets.watches?.alarmEnded(id: ref)
+            case .escalated, .deescalated, .acknowledged: break
+            }
+        }
     }
 
     func learnAlarmRefs(_ rows: [AlarmRow], key: RunKey) {
@@ -384,7 +396,7 @@ public actor IngestPipeline {
     /// of what was asked (an inconsistent alarm step) is not a failing store: an error line, naming it.
     func storeFailed(_ error: any Error, doing what: String) -> IngestOutcome {
         if Self.isStoreFailure(error) {
-            health.storeFailed(RecordStore.storageFailure(error).description, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
+            health.storeFailed(store.failure(of: error).description, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
             logger.debug("store write failed while \(what), left for later: \(error)", metadata: metadata())
         } else {
             logger.error("the store refused \(what): \(error)", metadata: metadata())

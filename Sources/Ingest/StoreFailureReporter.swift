@@ -29,7 +29,8 @@ public struct StoreFailureReporter: Sendable {
                 Self.tell(.critical, "raised", state: "failing", message: message, episode: started, logger: logger, feed: feed)
             }
             if let ended {
-                let seconds = Double(DaemonClock.wallMilliseconds - ended.sinceUnixMilliseconds) / 1000
+                // Measured on the monotonic clock: a wall clock step during the episode must not change it.
+                let seconds = (DaemonClock.monotonic - ended.since).seconds
                 let message =
                     "The record store takes writes again after \(String(format: "%.0f", seconds)) s and \(ended.failedWrites) refused write(s); the separator resends what was not acknowledged."
                 Self.tell(.notice, "cleared", state: "ok", message: message, episode: ended, logger: logger, feed: feed)

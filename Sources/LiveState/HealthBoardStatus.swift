@@ -23,6 +23,6 @@ public struct HealthBoardStatus: LiveStatus {
         guard let failure = health.snapshot.storeFailure else { return nil }
         return StoreFailureStatus(
             message: StoreAlarm.message(failure.description, path: storePath), sinceUnixMilliseconds: failure.sinceUnixMilliseconds,
-            failedWrites: failure.failedWrites)
+            age: DaemonClock.monotonic - failure.since, failedWrites: failure.failedWrites)
     }
 }

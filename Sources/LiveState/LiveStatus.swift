@@ -19,7 +19,9 @@ public enum StoreAlarm {
     public static let code = "STORE_WRITE_FAILED"
 
     public static func message(_ error: String, path: String) -> String {
-        "The record store \(path) refuses writes: \(error). Messages from the separators are not acknowledged, "
+        // The failure's own sentence may end in a full stop already.
+        let error = error.hasSuffix(".") ? String(error.dropLast()) : error
+        return "The record store \(path) refuses writes: \(error). Messages from the separators are not acknowledged, "
             + "so the separators keep them and send them again; free space on the store's volume (or fix its disk) now."
     }
 }
@@ -27,10 +29,13 @@ public enum StoreAlarm {
 public struct StoreFailureStatus: Sendable {
     public var message: String
     public var sinceUnixMilliseconds: Int64
+    /// How long the store has refused writes, on the monotonic clock (a wall clock step does not change it).
+    public var age: Duration
     public var failedWrites: Int
-    public init(message: String, sinceUnixMilliseconds: Int64, failedWrites: Int) {
+    public init(message: String, sinceUnixMilliseconds: Int64, age: Duration, failedWrites: Int) {
         self.message = message
         self.sinceUnixMilliseconds = sinceUnixMilliseconds
+        self.age = age
         self.failedWrites = failedWrites
     }
 }

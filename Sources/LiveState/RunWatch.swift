@@ -175,22 +175,31 @@ public final class RunWatchBoard: Sendable {
         var series: [RunWatch.Point]
         var updated: Int
         var closed = false
+        /// Monotonic time the newest sample arrived live (never set by a restore's replay).
+        var sampleReceivedAt: Duration?
     }
 
     private let entries = Mutex<(byKey: [String: Entry], counter: Int)>(([:], 0))
+    /// Monotonic raise time of each active alarm this daemon raised, by alarm id: an alarm's age
+    /// must not jump with the wall clock. Alarms raised before this process started are not here.
+    private let alarmsRaisedAt = Mutex<[Int64: Duration]>([:])
+    static let alarmLimit = 4096
 
     public init() {}
 
     static func key(_ serial: String, _ runID: String) -> String { serial + "\u{0}" + runID }
 
     /// Records the run's newest watch; `addPoint` for a message that moved the run on (a TICK).
-    public func record(_ watch: RunWatch, addPoint: Bool) {
+    /// `sampleReceivedAt`: the monotonic time a sample arrived from the separator now (nil for
+    /// messages replayed from the store, which arrived before this daemon started).
+    public func record(_ watch: RunWatch, addPoint: Bool, sampleReceivedAt: Duration? = nil) {
         let key = Self.key(watch.deviceSerial, watch.runId)
         entries.withLock { state in
             state.counter += 1
             var entry = state.byKey[key] ?? Entry(watch: watch, series: [], updated: 0)
             entry.watch = watch
             entry.updated = state.counter
+            if let sampleReceivedAt { entry.sampleReceivedAt = sampleReceivedAt }
             if addPoint, let point = watch.point {
                 if let last = entry.series.last, last.runTimeMinutes >= point.runTimeMinutes {
                     // A resent or replayed sample: replace rather than draw the line backwards.
@@ -220,6 +229,34 @@ public final class RunWatchBoard: Sendable {
 
     /// How many runs the board holds (open and recently closed).
     public var count: Int { entries.withLock { $0.byKey.count } }
+
+    /// An alarm row was raised now (monotonic `at`).
+    public func alarmRaised(id: Int64, at: Duration) {
+        alarmsRaisedAt.withLock { all in
+            all[id] = at
+            // Alarms that never clear (a run abandoned mid-alarm) must not pile up: the oldest go.
+            if all.count > Self.alarmLimit, let oldest = all.min(by: { $0.value < $1.value })?.key { all[oldest] = nil }
+        }
+    }
+
+    /// The alarm row cleared: its age is no longer shown.
+    public func alarmEnded(id: Int64) {
+        _ = alarmsRaisedAt.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// How long ago this daemon raised the alarm, on the monotonic clock; nil for an alarm it did not
+    /// raise (the caller falls back on the stored wall time).
+    public func alarmAge(id: Int64, now: Duration = DaemonClock.monotonic) -> Duration? {
+        alarmsRaisedAt.withLock { $0[id].map { now - $0 } }
+    }
+
+    /// How long ago the run's newest sample arrived, on the monotonic clock; nil when none arrived
+    /// live since this daemon started (the caller falls back on the stored wall time).
+    public func sampleAge(deviceSerial: String, runID: String, now: Duration = DaemonClock.monotonic) -> Duration? {
+        entries.withLock { state in
+            state.byKey[Self.key(deviceSerial, runID)]?.sampleReceivedAt.map { now - $0 }
+        }
+    }
 
     /// The run's watch with its history, or nil when the daemon is not (or no longer) watching it.
     public func watch(deviceSerial: String, runID: String) -> RunWatch? {

@@ -2,6 +2,10 @@ import Foundation
 import GRDB
 import SeparatorProtocol
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The daemon's durable record: every message, sample, alarm step, event, quarantined input and
 /// export file, in one SQLite database (WAL). Each write method is one transaction; when it returns
 /// the transaction is on disk (synchronous = FULL), so the daemon may ACK. See docs/store.md.
@@ -79,6 +83,17 @@ public final class RecordStore: Sendable {
             // (Database.setUpWALMode, GRDB 7.10), which would leave commits un-fsynced until the next
             // checkpoint. Set FULL again on the writer: the only connection that commits, opened once.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            // Two processes opening a new store at once (the daemon starting, apheresisctl or a
+            // reader beside it) would both read "nothing applied" and both run the first migration:
+            // "table devices already exists" (found by the AddressSanitizer run, where a slower daemon
+            // widened the window). Reading what is applied, migrating and the audit setup happen under
+            // one exclusive lock beside the store. Unlocked when the lock file cannot be made (a
+            // read-only volume: nothing can be migrated there anyway).
+            let migrationLock = Glibc.open(path + ".migrate-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            defer { if migrationLock >= 0 { Glibc.close(migrationLock) } }
+            if migrationLock >= 0 {
+                while flock(migrationLock, LOCK_EX) != 0 && errno == EINTR {}
+            }
             let migrator = Schema.migrator
             let (applied, fileVersion) = try pool.read { db in
                 (try migrator.appliedIdentifiers(db), try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)

@@ -45,6 +45,39 @@ extension RecordStore {
         return try await Self.offPool { try Self.freeBytes(directory: directory) }
     }
 
+    /// What a failed write of this store means (`storageFailure(_:)`), told apart further by looking at
+    /// the store's volume: SQLite reports a write refused by a read-only volume (EROFS) as
+    /// SQLITE_IOERR_WRITE or _FSYNC, never as SQLITE_READONLY, so an I/O error on a volume that is now
+    /// read-only (the kernel remounts a failing disk read-only) is told as read-only.
+    public func failure(of error: any Error) -> StorageFailure {
+        Self.failure(of: error, storePath: path)
+    }
+
+    /// `failure(of:)` for the store at `storePath`.
+    public static func failure(of error: any Error, storePath: String) -> StorageFailure {
+        let failure = storageFailure(error)
+        guard case .ioError = failure, volumeIsReadOnly(directory: directory(of: storePath), file: storePath) else { return failure }
+        return .readOnly
+    }
+
+    /// True when the volume holding `directory` is mounted read-only, or the file cannot be written
+    /// because its file system is read-only.
+    static func volumeIsReadOnly(directory: String, file: String) -> Bool {
+        var info = statvfs()
+        if statvfs(directory, &info) == 0, info.f_flag & UInt(ST_RDONLY) != 0 { return true }
+        return access(file, W_OK) != 0 && errno == EROFS
+    }
+
+    /// Whether `error` came from the store (SQLite, the store's own refusals, the file system), as
+    /// opposed to the caller's input: for the API, which answers 503 for the former.
+    public static func isStoreError(_ error: any Error) -> Bool {
+        if error is DatabaseError || error is POSIXError { return true }
+        switch error as? RecordStoreError {
+        case .storageFull, .cannotOpen, .corrupt: return true
+        default: return false
+        }
+    }
+
     /// What a failed write means, in classes the daemon can tell the staff about: the disk is full,
     /// the store cannot be written at all, the disk reports I/O errors, or something else
     /// (a caller error such as an inconsistent alarm step, a constraint, ...).
@@ -62,6 +95,10 @@ extension RecordStore {
                 return .readOnly
             case .SQLITE_IOERR, .SQLITE_CANTOPEN:
                 return .ioError("\(Self.sqliteCodeName(code)): \(error.message ?? "\(code)")")
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                // A disk returning errors on reads shows as a malformed database to SQLite: the disk is
+                // the first suspect (PRAGMA integrity_check tells once it reads again).
+                return .ioError("\(Self.sqliteCodeName(code)): \(error.message ?? "\(code)"); the disk may be returning errors on reads")
             default:
                 return .other("SQLite error \(Self.sqliteCodeName(code)): \(error.message ?? "\(code)")")
             }

@@ -80,6 +80,13 @@ struct APIRoutes: Sendable {
         var recoveryPercent: Double?
         var reducedMillilitres: Double?
         var reason: String?
+
+        var entry: LabEntry {
+            LabEntry(
+                wbcGigaPerLitre: wbcGigaPerLitre, cd3Percent: cd3Percent, cd3PerMicrolitre: cd3PerMicrolitre,
+                viabilityPercent: viabilityPercent, qcMillilitres: qcMillilitres, recoveryPercent: recoveryPercent,
+                reducedMillilitres: reducedMillilitres)
+        }
     }
 
     struct ReleaseRequest: Decodable {
@@ -88,6 +95,12 @@ struct APIRoutes: Sendable {
         var releaseSummarySha256: String
         /// Required when the run's telemetry is incomplete: why the product is released anyway (audited).
         var acknowledgeIncompleteRun: String?
+
+        func checkMeaning() throws(ProductWorkflowError) {
+            guard meaning == "released" else {
+                throw .invalidLabValue(field: "meaning", reason: "the only meaning a release signs is \"released\"")
+            }
+        }
     }
 
     struct PrintRequest: Decodable {
@@ -113,11 +126,7 @@ struct APIRoutes: Sendable {
             let credential = try Self.credential(request, sessions: sessions)
             let body: LabRequest = try await Self.decode(request)
             let product = try await workflow.findProduct(try context.parameters.require("product"))
-            let values = try LabEntry(
-                wbcGigaPerLitre: body.wbcGigaPerLitre, cd3Percent: body.cd3Percent, cd3PerMicrolitre: body.cd3PerMicrolitre,
-                viabilityPercent: body.viabilityPercent, qcMillilitres: body.qcMillilitres, recoveryPercent: body.recoveryPercent,
-                reducedMillilitres: body.reducedMillilitres
-            ).values(named: .json)
+            let values = try body.entry.values(named: .json)
             let state = try await workflow.enterLabValues(product: product, values: values, by: credential, reason: body.reason)
             return Reply.json(ProductJSON(state, timeZone: workflow.timeZoneInUse), status: .created)
         }
@@ -127,9 +136,7 @@ struct APIRoutes: Sendable {
         await guarded {
             let credential = try Self.credential(request, sessions: sessions)
             let body: ReleaseRequest = try await Self.decode(request)
-            guard body.meaning == "released" else {
-                throw ProductWorkflowError.invalidLabValue(field: "meaning", reason: "the only meaning a release signs is \"released\"")
-            }
+            try body.checkMeaning()
             let product = try await workflow.findProduct(try context.parameters.require("product"))
             _ = try await workflow.release(
                 product: product, shownSummarySHA256: body.releaseSummarySha256, by: credential,
@@ -185,7 +192,7 @@ struct APIRoutes: Sendable {
                 throw MissingCredentials(
                     message: "a session writes only with the header \(SessionBook.clientHeader): \(SessionBook.clientHeaderValue); or send HTTP Basic credentials")
             }
-            guard let session = sessions.use(token, now: ProductWorkflow.wallClock()) else {
+            guard let session = sessions.use(token) else {
                 throw MissingCredentials(message: "the session has ended (signed out, idle too long, or the daemon restarted): sign in again")
             }
             return .session(userName: session.user)
@@ -207,10 +214,14 @@ struct APIRoutes: Sendable {
     /// the JSON asked for is refused (422) saying what and where, in the client's words.
     static func decode<T: Decodable>(_ request: Request) async throws -> T {
         let buffer = try await RequestBodyLimit.collect(request)
-        let data = Data(buffer.readableBytesView)
-        if data.isEmpty { return try decoder.decode(T.self, from: Data("{}".utf8)) }
+        return try decode(Data(buffer.readableBytesView))
+    }
+
+    /// The collected body as `T` (an empty body is `{}`); `BadBody` when it is not.
+    static func decode<T: Decodable>(_ data: Data) throws -> T {
         do {
-            return try decoder.decode(T.self, from: data)
+            // An empty body is refused like `{}` when a key is required (422), not left to become a 500.
+            return try decoder.decode(T.self, from: data.isEmpty ? Data("{}".utf8) : data)
         } catch let error as DecodingError {
             throw BadBody(message: describe(error, body: data))
         }
@@ -321,6 +332,12 @@ struct APIRoutes: Sendable {
             return Reply.failure(.badRequest, code: "invalid", error.message)
         } catch let error as HTTPError {
             return Reply.failure(error.status, code: "invalid", error.body ?? "\(error.status)")
+        } catch where RecordStore.isStoreError(error) {
+            // A disk that fails reads or writes is the store being unavailable (docs/api.md: 503), not
+            // a fault of the daemon's; the daemon's own STORE_WRITE_FAILED alarm says the rest.
+            return InternalFailure.reply(
+                error, status: .serviceUnavailable,
+                what: "the record store cannot be read or written now (its disk fails, is full or read-only)")
         } catch {
             return InternalFailure.reply(error)
         }

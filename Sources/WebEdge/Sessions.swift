@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import LiveState
 import ProductWorkflow
 import Synchronization
 
@@ -19,41 +20,49 @@ public final class SessionBook: Sendable {
     public struct Session: Sendable {
         public var user: String
         public var role: String
-        var createdAtMilliseconds: Int64
-        var lastUsedAtMilliseconds: Int64
+        /// Monotonic: a wall clock step must neither end every session nor stretch one past its limits.
+        var createdAt: Duration
+        var lastUsedAt: Duration
     }
 
-    let idleLimitMilliseconds: Int64
-    let absoluteLimitMilliseconds: Int64
+    let idleLimit: Duration
+    let absoluteLimit: Duration
+    private let clock: @Sendable () -> Duration
     private let sessions = Mutex<[String: Session]>([:])
 
-    public init(idleLimit: Duration = .seconds(30 * 60), absoluteLimit: Duration = .seconds(12 * 3600)) {
-        idleLimitMilliseconds = idleLimit.components.seconds * 1000
-        absoluteLimitMilliseconds = absoluteLimit.components.seconds * 1000
+    public init(
+        idleLimit: Duration = .seconds(30 * 60), absoluteLimit: Duration = .seconds(12 * 3600),
+        clock: @escaping @Sendable () -> Duration = { DaemonClock.monotonic }
+    ) {
+        self.idleLimit = idleLimit
+        self.absoluteLimit = absoluteLimit
+        self.clock = clock
     }
 
     /// A new session; returns its token.
-    func open(user: String, role: String, now: Int64) -> String {
+    func open(user: String, role: String) -> String {
         var generator = SystemRandomNumberGenerator()  // getrandom(2) on Linux
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let token = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let now = clock()
         sessions.withLock { all in
             all = all.filter { !expired($0.value, now: now) }
-            all[token] = Session(user: user, role: role, createdAtMilliseconds: now, lastUsedAtMilliseconds: now)
+            all[token] = Session(user: user, role: role, createdAt: now, lastUsedAt: now)
         }
         return token
     }
 
     /// The session's user, touching it; nil when unknown or expired.
-    func use(_ token: String, now: Int64) -> Session? {
-        sessions.withLock { all in
+    func use(_ token: String) -> Session? {
+        let now = clock()
+        return sessions.withLock { all in
             guard var session = all[token] else { return nil }
             if expired(session, now: now) {
                 all[token] = nil
                 return nil
             }
-            session.lastUsedAtMilliseconds = now
+            session.lastUsedAt = now
             all[token] = session
             return session
         }
@@ -63,11 +72,18 @@ public final class SessionBook: Sendable {
         sessions.withLock { $0.removeValue(forKey: token) }
     }
 
-    func expiry(of session: Session) -> Int64 {
-        min(session.lastUsedAtMilliseconds + idleLimitMilliseconds, session.createdAtMilliseconds + absoluteLimitMilliseconds)
+    /// When the session ends, on the monotonic clock.
+    func expiry(of session: Session) -> Duration {
+        min(session.lastUsedAt + idleLimit, session.createdAt + absoluteLimit)
     }
 
-    private func expired(_ session: Session, now: Int64) -> Bool { now >= expiry(of: session) }
+    /// When the session ends, as a wall time for people: now on the wall clock plus what is left.
+    func expiresAtUnixMilliseconds(of session: Session, wallNow: Int64) -> Int64 {
+        let left = expiry(of: session) - clock()
+        return wallNow + left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    private func expired(_ session: Session, now: Duration) -> Bool { now >= expiry(of: session) }
 
     /// The session token from the request's cookies.
     static func token(in request: Request) -> String? {
@@ -94,6 +110,14 @@ struct SessionRoutes: Sendable {
     struct SignIn: Decodable {
         var user: String?
         var password: String?
+
+        static let incomplete = "user and password: both are needed to sign in"
+
+        /// Nil unless both are given (and the user's name is not empty).
+        var credential: Credential? {
+            guard let name = user, !name.isEmpty, let password else { return nil }
+            return Credential(userName: name, password: password)
+        }
     }
 
     struct SessionJSON: Encodable {
@@ -112,13 +136,12 @@ struct SessionRoutes: Sendable {
 
     func signIn(_ request: Request) async throws -> Response {
         let body: SignIn = try await APIRoutes.decode(request)
-        guard let name = body.user, !name.isEmpty, let password = body.password else {
-            return Reply.failure(.unprocessableContent, code: "invalid", "user and password: both are needed to sign in")
+        guard let credential = body.credential else {
+            return Reply.failure(.unprocessableContent, code: "invalid", SignIn.incomplete)
         }
-        let user = try await workflow.authenticate(
-            Credential(userName: name, password: password), for: .signIn, entity: "session", entityID: name)
+        let user = try await workflow.authenticate(credential, for: .signIn, entity: "session", entityID: credential.userName)
         let at = now()
-        let token = sessions.open(user: user.name, role: user.role.rawValue, now: at)
+        let token = sessions.open(user: user.name, role: user.role.rawValue)
         // No session without its audit entry: if the trail cannot be written, the sign-in fails.
         do {
             try await workflow.store.recordAuditEntry(
@@ -127,17 +150,17 @@ struct SessionRoutes: Sendable {
             _ = sessions.close(token)
             throw error
         }
-        guard let session = sessions.use(token, now: at) else {
+        guard let session = sessions.use(token) else {
             return Reply.failure(.internalServerError, code: "internal", "the new session expired at once: check the daemon's clock")
         }
         var response = Reply.json(json(session))
         response.headers[.setCookie] =
-            "\(SessionBook.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessions.absoluteLimitMilliseconds / 1000)"
+            "\(SessionBook.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessions.absoluteLimit.components.seconds)"
         return response
     }
 
     func current(_ request: Request) throws -> Response {
-        guard let token = SessionBook.token(in: request), let session = sessions.use(token, now: now()) else {
+        guard let token = SessionBook.token(in: request), let session = sessions.use(token) else {
             return Reply.failure(.unauthorized, code: "not_authenticated", "not signed in (or the session ended): sign in again")
         }
         return Reply.json(json(session))
@@ -156,7 +179,8 @@ struct SessionRoutes: Sendable {
 
     func json(_ session: SessionBook.Session) -> SessionJSON {
         SessionJSON(
-            user: session.user, role: session.role, expiresAt: Date(timeIntervalSince1970: Double(sessions.expiry(of: session)) / 1000))
+            user: session.user, role: session.role,
+            expiresAt: Date(timeIntervalSince1970: Double(sessions.expiresAtUnixMilliseconds(of: session, wallNow: now())) / 1000))
     }
 }
 

@@ -138,7 +138,9 @@ struct UnitRoutes: Sendable {
             value: a.value,
             valueNow: a.state == .cleared ? nil : runID.flatMap { watches.watch(deviceSerial: a.deviceSerial, runID: $0)?.valuesNow[a.code] },
             limit: a.limit, unit: a.unit, message: a.message, raisedAt: Self.date(a.raisedAtUnixMilliseconds),
-            raisedRunTimeMinutes: a.raisedRunTimeMinutes, ageSeconds: Double(now() - a.raisedAtUnixMilliseconds) / 1000,
+            raisedRunTimeMinutes: a.raisedRunTimeMinutes,
+            // Monotonic for an alarm this daemon raised: a wall clock step must not age it by an hour.
+            ageSeconds: watches.alarmAge(id: a.id)?.seconds ?? Double(now() - a.raisedAtUnixMilliseconds) / 1000,
             acknowledgedBy: a.acknowledgedBy, acknowledgedAt: a.acknowledgedAtUnixMilliseconds.map(Self.date),
             clearedAt: a.clearedAtUnixMilliseconds.map(Self.date), clearReason: a.clearReason)
     }
@@ -148,7 +150,14 @@ struct UnitRoutes: Sendable {
         var age: Double? = nil
         if withLatest {
             latest = try await store.samples(runRef: r.id).last.map(Self.sample)
-            age = try await store.latestSampleReceivedAt(runRef: r.id).map { Double(now() - $0) / 1000 }
+            // The monotonic age while this daemon receives the run's samples: a wall clock step must
+            // not make a silent line look fresh. The stored wall time only for a run with no sample yet
+            // since this daemon started.
+            if let live = watches.sampleAge(deviceSerial: r.deviceSerial, runID: r.runID) {
+                age = live.seconds
+            } else {
+                age = try await store.latestSampleReceivedAt(runRef: r.id).map { Double(now() - $0) / 1000 }
+            }
         }
         return RunJSON(
             id: r.id, deviceSerial: r.deviceSerial, runId: r.runID, procedure: r.procedure, state: r.state.rawValue,
@@ -224,7 +233,7 @@ struct UnitRoutes: Sendable {
                 AlarmJSON(
                     id: 0, scope: "daemon", deviceSerial: "", runId: nil, runRef: nil, code: StoreAlarm.code, level: "alarm", state: "raised", value: nil,
                     valueNow: nil, limit: nil, unit: nil, message: failure.message, raisedAt: Self.date(failure.sinceUnixMilliseconds),
-                    raisedRunTimeMinutes: nil, ageSeconds: Double(now() - failure.sinceUnixMilliseconds) / 1000))
+                    raisedRunTimeMinutes: nil, ageSeconds: failure.age.seconds))
         }
         var runIDs: [Int64: String] = [:]
         for row in rows {
@@ -289,6 +298,26 @@ struct UnitRoutes: Sendable {
     struct PresetChangeRequest: Decodable {
         var reason: String?
         var changes: [String: Double]?
+
+        /// The reason and the changes, or why the body is refused (422).
+        func checked() throws(APIRoutes.BadBody) -> (reason: String, changes: [RunPreset: Double]) {
+            guard let reason = reason?.trimmingCharacters(in: .whitespacesAndNewlines), !reason.isEmpty else {
+                throw APIRoutes.BadBody(message: "reason: a preset change needs a reason, for the audit trail")
+            }
+            guard let raw = changes, !raw.isEmpty else {
+                throw APIRoutes.BadBody(message: "changes: give at least one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            var changes: [RunPreset: Double] = [:]
+            for (key, value) in raw {
+                guard let preset = RunPreset(rawValue: key) else {
+                    throw APIRoutes.BadBody(
+                        message:
+                            "changes.\(key): not a preset that can change for one run; one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                changes[preset] = value
+            }
+            return (reason, changes)
+        }
     }
 
     /// `{"reason": "...", "changes": {"collect_target_ml": 150, ...}}`: operator or supervisor.
@@ -299,22 +328,12 @@ struct UnitRoutes: Sendable {
             return Reply.failure(.notFound, code: "not_found", "no run with id \(context.parameters.get("run") ?? "")")
         }
         let user = try await workflow.authenticate(credential, for: .changeRunPresets, entity: "run", entityID: String(id))
-        guard let reason = body.reason?.trimmingCharacters(in: .whitespacesAndNewlines), !reason.isEmpty else {
-            return Reply.failure(.unprocessableContent, code: "invalid", "reason: a preset change needs a reason, for the audit trail")
-        }
-        guard let raw = body.changes, !raw.isEmpty else {
-            return Reply.failure(
-                .unprocessableContent, code: "invalid",
-                "changes: give at least one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var changes: [RunPreset: Double] = [:]
-        for (key, value) in raw {
-            guard let preset = RunPreset(rawValue: key) else {
-                return Reply.failure(
-                    .unprocessableContent, code: "invalid",
-                    "changes.\(key): not a preset that can change for one run; one of \(RunPreset.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            changes[preset] = value
+        let reason: String
+        let changes: [RunPreset: Double]
+        do {
+            (reason, changes) = try body.checked()
+        } catch {
+            return Reply.failure(.unprocessableContent, code: "invalid", error.message)
         }
         guard run.state == .open else {
             return Reply.failure(.conflict, code: "conflict", "run \(id) is closed: presets change only while a run is watched")

@@ -55,14 +55,20 @@ enum Console {
 /// Only async-signal-safe calls in the handler (tcsetattr, write, signal, raise, _exit).
 enum PromptSignals {
     static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-    /// Read by the handler: written before the handler is installed, not after.
-    nonisolated(unsafe) static var saved = termios()
+    /// Read by the handler: written before the handler is installed, not after. On the heap, not a
+    /// global `termios`: AddressSanitizer caught the assignment to such a global writing past it
+    /// (60 bytes copied into a global it sized at 57; `make check-asan`, docs/reliability.md).
+    nonisolated(unsafe) static let saved: UnsafeMutablePointer<termios> = {
+        let pointer = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+        pointer.initialize(to: termios())
+        return pointer
+    }()
 
     static func install(restoring settings: termios) -> [sigaction] {
-        saved = settings
+        saved.pointee = settings
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { signal in
-            tcsetattr(0, TCSAFLUSH, &PromptSignals.saved)
+            tcsetattr(0, TCSAFLUSH, PromptSignals.saved)
             _ = Glibc.write(2, "\n", 1)
             if signal == SIGINT { _exit(130) }
             Glibc.signal(signal, SIG_DFL)

@@ -68,13 +68,21 @@ extension Integration {
             #expect(r.status == 0, "\(r)")
 
             // Kill each create after a pseudo-random delay spanning its whole life (password hash
-            // check ~0.2 s, then the transaction).
+            // check ~0.2 s, then the transaction), measured on the first one, which runs to its end: a
+            // slower build (a sanitizer's) has a longer life, and the kills must still land all over it.
             var generator = SplitMix(seed: 4)
             var completed: [Int64: String] = [:]  // run -> what apheresisctl printed
             var killed = 0
+            var lifeMilliseconds = 0
             for ref in refs {
+                let started = ContinuousClock.now
                 let running = try Ctl.start(["product", "create", "--run", String(ref), "--user", "lab1"] + config, stdin: ["lab-password-1"], in: directory)
-                try await Task.sleep(for: .milliseconds(Int(generator.next() % 700)))
+                if lifeMilliseconds == 0 {
+                    running.process.waitUntilExit()
+                    let life = ContinuousClock.now - started
+                    lifeMilliseconds = max(1, Int(life.components.seconds * 1000 + life.components.attoseconds / 1_000_000_000_000_000))
+                }
+                try await Task.sleep(for: .milliseconds(Int(generator.next() % UInt64(lifeMilliseconds * 13 / 10))))
                 if running.process.isRunning {
                     kill(running.process.processIdentifier, SIGKILL)
                     killed += 1

@@ -152,6 +152,53 @@ extension Integration {
             #expect(!notify.assignments.contains("READY=1"), "\(notify.assignments)")
         }
 
+        @Test("a second daemon on a store in use is refused with exit 69 naming the first; the first stores on; kill -9 leaves no stale lock")
+        func secondDaemonOnOneStore() async throws {
+            let directory = try Paths.temporaryDirectory("edges-two-daemons")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let first = try DaemonProcess.ratioDrift(in: directory)
+            _ = try first.apiBase()
+            let store = first.databasePath
+            try await eventuallyAsync("the first daemon stores messages: \(first.failureText)") {
+                try await StoredRun.count(database: store, serial: "1OPT00417") > 0
+            }
+            let notify = try NotifyListener(directory: directory)
+            let second = try DaemonProcess(
+                config: """
+                    format = 1
+                    [daemon]
+                    state_directory = "STATE"
+                    [[device]]
+                    name = "second"
+                    transport = "tcp"
+                    host = "127.0.0.1"
+                    port = 9
+                    [api]
+                    listen = "127.0.0.1:0"
+                    """, directory: directory, environment: ["NOTIFY_SOCKET": notify.path])
+            try eventually("the second daemon exits: \(second.failureText)", timeout: .seconds(20)) { !second.process.isRunning }
+            notify.drain(wait: .milliseconds(200))
+            let text = second.stderrText
+            #expect(second.process.terminationStatus == 69, "\(text)")
+            #expect(
+                text.contains("another apheresisd, process \(first.process.processIdentifier) (apheresisd), is using the store \(store)"),
+                "\(text)")
+            #expect(text.contains("one daemon per state directory"), "\(text)")
+            #expect(!notify.assignments.contains("READY=1"), "\(notify.assignments)")
+            // The refused daemon stopped before opening the store; the first one goes on storing.
+            #expect(!text.contains("store open:"), "\(text)")
+            let before = try await StoredRun.count(database: store, serial: "1OPT00417")
+            try await eventuallyAsync("the first daemon stores on after the refusal: \(first.failureText)") {
+                try await StoredRun.count(database: store, serial: "1OPT00417") > before
+            }
+            // The lock dies with its holder: after kill -9 a new daemon takes the store at once.
+            first.killHard()
+            let third = try DaemonProcess.ratioDrift(in: directory)
+            _ = try third.apiBase()
+            #expect(third.process.isRunning, "\(third.failureText)")
+            try third.stop()
+        }
+
         @Test("a demo scenario that is missing or not a scenario refuses the start with exit 78, naming the path")
         func badDemoScenario() throws {
             let directory = try Paths.temporaryDirectory("edges-scenario")

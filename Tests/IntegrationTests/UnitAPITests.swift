@@ -206,10 +206,12 @@ extension Integration {
             let daemon = try DaemonProcess.ratioDrift(in: directory)
             let base = try daemon.apiBase()
             let port = try #require(URL(string: base)?.port, "\(base)")
-            // Connect once the run is under way: the snapshot must carry it.
-            try await eventuallyAsync("a run is open", timeout: .seconds(60)) {
+            // Connect once the run is under way (open, with a point in its chart): the snapshot must carry it.
+            try await eventuallyAsync("a run is open with a sample", timeout: .seconds(60)) {
                 let r = try await HTTP.request("GET", "http://127.0.0.1:\(port)/api/v1/runs")
-                return (r.data as? [[String: Any]])?.contains { $0["state"] as? String == "open" } == true
+                return (r.data as? [[String: Any]])?.contains {
+                    $0["state"] as? String == "open" && (($0["watch"] as? [String: Any])?["series"] as? [Any])?.isEmpty == false
+                } == true
             }
             let reader = try EventStreamReader(host: "127.0.0.1", port: port, path: "/api/v1/stream")
             defer { reader.close() }

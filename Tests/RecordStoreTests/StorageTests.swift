@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SeparatorProtocol
 import Testing
 
@@ -301,6 +302,57 @@ struct StorageTests {
         try await store.close()
     }
 
+    @Test func storesOpenedAtOnceOnANewFileMigrateItOnce() async throws {
+        // The daemon starting while apheresisctl (or a test) opens the same new store: both used to
+        // read "nothing applied" and run the first migration twice ("table devices already exists").
+        for round in 0..<20 {
+            let dir = try TempDirectory()
+            let path = dir.file()
+            let stores = try await withThrowingTaskGroup(of: RecordStore.self) { group in
+                for _ in 0..<4 { group.addTask { try await RecordStore.open(path: path) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(stores.count == 4, "round \(round)")
+            for store in stores { try await store.close() }
+        }
+    }
+
+    @Test func anIOErrorOnAVolumeRemountedReadOnlyIsToldAsReadOnly() async throws {
+        let volume = try TmpfsMount.mountOrCancel(sizeBytes: 2 << 20)
+        defer { volume.unmount() }
+        let path = volume.path + "/store.sqlite"
+        let store = try await RecordStore.open(path: path, options: RecordStore.Options(reserveBytes: 0))
+        try await store.commit(Fixture.runStart(1))
+        try await store.close()
+        // What SQLite says when write(2) meets EROFS: SQLITE_IOERR_WRITE, not SQLITE_READONLY.
+        let ioError = DatabaseError(resultCode: .SQLITE_IOERR_WRITE, message: "disk I/O error")
+        #expect(RecordStore.failure(of: ioError, storePath: path) == .ioError("SQLITE_IOERR_WRITE: disk I/O error"))
+        // The kernel remounts a failing disk read-only (no file open for writing, or it refuses).
+        let (status, output) = TmpfsMount.run("/usr/bin/mount", ["-o", "remount,ro", volume.path])
+        try #require(status == 0, "mount -o remount,ro: \(output)")
+        #expect(RecordStore.failure(of: ioError, storePath: path) == .readOnly)
+        // The store cannot even be opened there; that too is told as read-only.
+        do {
+            let reopened = try await RecordStore.open(path: path, options: RecordStore.Options(reserveBytes: 0))
+            try await reopened.commit(Fixture.telemetry(2, minutes: 5))
+            Issue.record("a write on a read-only volume should fail")
+        } catch {
+            #expect(RecordStore.failure(of: error, storePath: path) == .readOnly, "\(error)")
+        }
+        _ = TmpfsMount.run("/usr/bin/mount", ["-o", "remount,rw", volume.path])
+    }
+
+    @Test func aMalformedDatabaseReadIsToldAsTheDiskRatherThanAsAnUnknownFault() {
+        let corrupt = DatabaseError(resultCode: .SQLITE_CORRUPT, message: "database disk image is malformed")
+        guard case .ioError(let detail) = RecordStore.storageFailure(corrupt) else {
+            Issue.record("SQLITE_CORRUPT should be an I/O error class: \(RecordStore.storageFailure(corrupt))")
+            return
+        }
+        #expect(detail.contains("SQLITE_CORRUPT") && detail.contains("disk may be returning errors"))
+        #expect(RecordStore.isStoreError(corrupt))
+        #expect(!RecordStore.isStoreError(RecordStoreError.runNotFound(runRef: 1)))
+    }
+
     @Test func onAFullTmpfsSQLiteFailsAsFullAndTheMessageCommitsOnceAfterwards() async throws {
         let volume = try TmpfsMount.mountOrCancel(sizeBytes: 2 << 20)
         defer { volume.unmount() }
@@ -386,7 +438,7 @@ final class TmpfsMount: Sendable {
         }
     }
 
-    private static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

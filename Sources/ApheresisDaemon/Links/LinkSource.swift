@@ -114,15 +114,36 @@ struct TCPLinkSource: LinkSource {
     var port: Int
     var description: String { "\(host):\(port)" }
 
+    static let connectTimeout: TimeAmount = .seconds(5)
+
     func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
-        try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .connectTimeout(.seconds(5))
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        do {
+            return try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.socketOption(.so_keepalive), value: 1)
+                .connectTimeout(Self.connectTimeout)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
                 }
-            }
+        } catch {
+            // The journal and the API say it in plain words, not in NIO's type names.
+            throw LinkError(Self.plainConnectFailure(error))
+        }
+    }
+
+    static func plainConnectFailure(_ error: any Error) -> String {
+        func reason(_ error: any Error) -> String {
+            if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+            if case ChannelError.connectTimeout = error { return "no answer within \(connectTimeout.nanoseconds / 1_000_000_000) s" }
+            return "\(error)"
+        }
+        if let failure = error as? NIOConnectionError {
+            if failure.dnsAError != nil || failure.dnsAAAAError != nil { return "the host name \(failure.host) cannot be resolved" }
+            let reasons = Set(failure.connectionErrors.map { reason($0.error) })
+            return reasons.isEmpty ? "no address to connect to" : reasons.sorted().joined(separator: "; ")
+        }
+        return reason(error)
     }
 }

@@ -14,6 +14,9 @@ public struct DaemonStartRefused: Error, Sendable, CustomStringConvertible {
     /// machine, no permission). Not EX_CONFIG: another instance may still be stopping, so systemd's
     /// Restart=on-failure tries again, a few times, each time with this message.
     public static let apiUnavailableExitCode: Int32 = 69
+    /// EX_UNAVAILABLE too: the store is held by another daemon (StoreLock), or its lock file
+    /// cannot be made; the other one may be stopping.
+    public static let storeUnavailableExitCode: Int32 = 69
     /// EX_CONFIG: something only a person can fix (the audit key); RestartPreventExitStatus=78.
     public static let configurationExitCode: Int32 = 78
 }

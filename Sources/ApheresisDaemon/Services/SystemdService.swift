@@ -98,9 +98,11 @@ final class StoreHeartbeatService: Service, Sendable {
                 health.storeWrote(at: DaemonClock.monotonic)
                 health.setTotals(openRuns: totals.openRuns, activeAlarms: totals.activeAlarms)
             } catch {
-                // The journal line, stream event and alarm come once per episode (StoreFailureReporter).
-                health.storeFailed("\(error)", now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
-                switch RecordStore.storageFailure(error) {
+                // The journal line, stream event and alarm come once per episode (StoreFailureReporter),
+                // in plain words: the class of failure, not SQLite's text.
+                let failure = pipelineStore.failure(of: error)
+                health.storeFailed(failure.description, now: DaemonClock.monotonic, wallMilliseconds: DaemonClock.wallMilliseconds)
+                switch failure {
                 case .full:
                     // Below the reserve the store still proves it is alive (one row, from the reserve):
                     // a full disk is an alarm to show, not a reason for systemd to restart the daemon
