@@ -269,14 +269,31 @@ enum AnchorFile {
         if mkdir(directory, 0o750) != 0, errno != EEXIST {
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        if fd < 0 {
+        // Published whole: the header is written and fsynced in a temporary file, which is then
+        // linked to the real name (EEXIST: it already exists). An anchor file therefore never exists
+        // without its header; one created first and written after could be left empty by a kill or
+        // a power cut between the two, and an empty anchor beside an unkeyed store reads as a trail
+        // that was reset (found by the kill -9 campaign, docs/reliability.md).
+        if access(path, F_OK) == 0 { return false }
+        let temporary = directory + "/.\(URL(fileURLWithPath: path).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { unlink(temporary) }
+        do {
+            defer { close(fd) }
+            try write(fd, header)
+        }
+        if link(temporary, path) != 0 {
             if errno == EEXIST { return false }
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
-        defer { close(fd) }
-        try write(fd, header)
-        if appendOnly { setAppendOnly(fd) }
+        if appendOnly {
+            let published = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            if published >= 0 {
+                setAppendOnly(published)
+                close(published)
+            }
+        }
         syncDirectory(directory)
         return true
     }

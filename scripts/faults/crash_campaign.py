@@ -688,14 +688,14 @@ class DaemonPart:
         open), each on a store of its own, then the daemon started again on it: it must open the
         store and report ready, not refuse it. Its device's port has no listener (a daemon here must
         not take messages from the campaign's simulator). The first, when strace is there, lands on a
-        precise instant no timer hits: the daemon entering its first write(2) to the audit anchor
-        file, just after creating it (strace injects the SIGKILL there; the write never happens)."""
+        precise instant no timer hits: the daemon entering link(2) to publish the audit anchor file
+        (strace injects the SIGKILL there; the link never happens)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         precise = shutil.which("strace") is not None
         if not precise:
-            findings.append("note: no strace: the kill at the anchor file's first write was not made")
+            findings.append("note: no strace: the kill at the anchor file's publication was not made")
         for k in range(count):
             directory = os.path.join(self.directory, f"new-store-{k + 1}")
             os.makedirs(directory)
@@ -704,19 +704,23 @@ class DaemonPart:
             if k == 0 and precise:
                 anchor = os.path.join(directory, "state", "audit-anchor", "apheresisd.sqlite.heads")
                 trace = os.path.join(directory, "strace.log")
-                daemon.start(prefix=["strace", "-f", "-qq", "-o", trace, "-P", anchor, "-e", "trace=openat,write",
-                                     "-e", "inject=write:error=EIO:signal=KILL:when=1"])
+                # The anchor file is published whole (header written and fsynced in a temporary file,
+                # then linked to its name): the instant between is the daemon entering link(2). Before
+                # that design it was created empty and written after, and a kill between the two left
+                # a store refused as tampered for ever.
+                daemon.start(prefix=["strace", "-f", "-qq", "-o", trace, "-P", anchor, "-e", "trace=link,linkat",
+                                     "-e", "inject=link,linkat:error=EIO:signal=KILL:when=1"])
                 try:
                     daemon.process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     pass
                 at = now() - daemon.started_at
                 daemon.kill()
-                if "killed by SIGKILL" not in read_text(trace) or "O_EXCL" not in read_text(trace):
-                    findings.append(f"note: strace could not kill the daemon at the anchor file's first write "
+                if "killed by SIGKILL" not in read_text(trace) or "link" not in read_text(trace):
+                    findings.append(f"note: strace could not kill the daemon at the anchor file's publication "
                                     f"(ptrace not allowed?); see {trace}")
                     continue
-                phase = "new store: anchor created, header unwritten (strace)"
+                phase = "new store: anchor about to be published (strace)"
             else:
                 daemon.start()
                 sleep_until(daemon.started_at + self.rng.uniform(0, 0.45))
