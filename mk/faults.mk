@@ -7,13 +7,15 @@
 #
 # The disk campaign mounts (tmpfs, and faultfs: scripts/faults/faultfs.c, a passthrough FUSE file
 # system that fails writes, fsyncs and reads on command), so it runs as root; a case that may not
-# mount says "not run" and fails the target unless FAULTS_ARGS=--allow-skip. The clock campaign runs
+# mount says "not run" and fails the target unless DISK_ARGS=--allow-skip. The clock campaign runs
 # the daemon under Debian's libfaketime. Extra options for either script: FAULTS_ARGS="--keep-logs DIR".
 
 FAULTS_SCRATCH := $(CURDIR)/.build-faults
 FAULTS_FAULTFS := $(FAULTS_SCRATCH)/tools/faultfs
 FAULTS_SHIM := $(FAULTS_SCRATCH)/tools/faketime_monotonic.so
 FAULTS_ARGS ?=
+# Options for the disk campaign only (--allow-skip: a case the machine may not mount for says "not run").
+DISK_ARGS ?=
 # faultfs needs libfuse 3 (headers to build it; fuse3 for /etc/fuse.conf and fusermount3); the clock
 # campaign needs libfaketime (package faketime).
 FAULTS_DISK_APT := libfuse3-dev fuse3 pkg-config
@@ -48,11 +50,11 @@ $(FAULTS_SHIM): scripts/faults/faketime_monotonic.c
 
 disk-smoke: deps faults-disk-deps $(FAULTS_FAULTFS)
 	$(FAULTS_PRODUCTS)
-	python3 scripts/faults/disk_campaign.py --smoke --bin $(FAULTS_BIN) --faultfs $(FAULTS_FAULTFS) $(FAULTS_ARGS)
+	python3 scripts/faults/disk_campaign.py --smoke --bin $(FAULTS_BIN) --faultfs $(FAULTS_FAULTFS) $(DISK_ARGS) $(FAULTS_ARGS)
 
 disk-campaign: deps faults-disk-deps $(FAULTS_FAULTFS)
 	$(FAULTS_PRODUCTS)
-	python3 scripts/faults/disk_campaign.py --bin $(FAULTS_BIN) --faultfs $(FAULTS_FAULTFS) $(FAULTS_ARGS)
+	python3 scripts/faults/disk_campaign.py --bin $(FAULTS_BIN) --faultfs $(FAULTS_FAULTFS) $(DISK_ARGS) $(FAULTS_ARGS)
 
 clock-smoke: deps faults-clock-deps $(FAULTS_SHIM)
 	$(FAULTS_PRODUCTS)
