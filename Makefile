@@ -41,9 +41,19 @@ demo: build
 check-imports:
 	python3 scripts/check-package-imports.py
 
-test: deps check-imports
+# The independent HL7 receiver the hospital-interface tests talk to (scripts/hl7/receiver.py): PyPI's
+# hl7 and hl7apy in a venv of the project's, never in the system's Python.
+HL7_VENV := $(CURDIR)/.build-hl7venv
+.PHONY: hl7-venv
+hl7-venv:
+	@python3 -c 'import ensurepip' 2>/dev/null || { echo "Installing Debian package python3-venv"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+	@test -x $(HL7_VENV)/bin/python || python3 -m venv $(HL7_VENV)
+	@$(HL7_VENV)/bin/python -c 'import hl7, hl7apy' 2>/dev/null || $(HL7_VENV)/bin/pip install -q -r scripts/hl7/requirements.txt
+
+test: deps check-imports hl7-venv
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	APHERESISD_HL7_PYTHON=$(HL7_VENV)/bin/python $(SWIFT) test --skip-build
 
 clean:
 	rm -rf .build

@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // TLS to the hospital's interface engine (HospitalLink): SwiftNIO's own TLS, BoringSSL inside.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian (apt: libserialport-dev, libsystemd-dev).
@@ -64,6 +66,8 @@ let package = Package(
 
         .target(name: "ApheresisCore", dependencies: ["Quantities", "SeparatorProtocol"], swiftSettings: strictSwift6),
         .target(name: "ISBT128", swiftSettings: strictSwift6),
+        // HL7 v2 for the hospital's interface engine: IHE PCD-01/PCD-04 messages, MLLP framing, ACKs; pure.
+        .target(name: "HL7", swiftSettings: strictSwift6),
         // The settings the cell lab's workflow runs by (product, labels, printer address), as values:
         // DaemonConfiguration reads them from TOML, ProductWorkflow uses them, neither imports the other.
         .target(name: "WorkflowSettings", dependencies: ["ApheresisCore", "TextFormats"], swiftSettings: strictSwift6),
@@ -71,11 +75,17 @@ let package = Package(
 
         // Cryostorage labels: one layout, rendered as ZPL, PDF and SVG; pure.
         .target(name: "Labels", dependencies: ["CZint"], swiftSettings: strictSwift6),
+        // Outgoing TCP connections' failures in an admin's words (label printer, hospital interface).
+        .target(
+            name: "ConnectionErrorText",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
         // The raw TCP label printer client, on SwiftNIO (Labels stays pure rendering).
         .target(
             name: "LabelPrinting",
             dependencies: [
-                "TextFormats",
+                "TextFormats", "ConnectionErrorText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -86,7 +96,7 @@ let package = Package(
         .target(
             name: "RecordStore",
             dependencies: [
-                "Quantities", "SeparatorProtocol", "ApheresisCore", "TextFormats",
+                "Quantities", "SeparatorProtocol", "ApheresisCore", "TextFormats", "HL7",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The audit trail's heads go to the journal through swift-log (docs/products.md).
@@ -134,6 +144,20 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
 
+        // The hospital interface: sends the store's HL7 outbox to each destination over MLLP (SwiftNIO).
+        .target(
+            name: "HospitalLink",
+            dependencies: [
+                "HL7", "RecordStore", "LiveState", "TextFormats", "ConnectionErrorText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+
         // The unit's view over HTTP: API, live stream, dashboard, metrics. An edge: nothing inside imports it.
         .target(
             name: "WebEdge",
@@ -169,7 +193,7 @@ let package = Package(
             name: "ApheresisDaemon",
             dependencies: [
                 "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
-                "SystemdSupport", "DeviceLinks", "WebEdge", "ProductWorkflow", "LiveState", "Ingest",
+                "SystemdSupport", "DeviceLinks", "WebEdge", "ProductWorkflow", "LiveState", "Ingest", "HL7", "HospitalLink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -261,6 +285,9 @@ let package = Package(
             dependencies: ["DaemonConfiguration", "WorkflowSettings", "ApheresisCore", "SeparatorProtocol", "Quantities"],
             swiftSettings: strictSwift6
         ),
+        .testTarget(
+            name: "HL7Tests", dependencies: ["HL7", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strictSwift6),
         .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"], swiftSettings: strictSwift6),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
         .testTarget(name: "WebEdgeTests", dependencies: ["WebEdge", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strictSwift6),
@@ -269,8 +296,8 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "SimulatorKit",
-                .product(name: "Logging", package: "swift-log"),
+                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "SimulatorKit", "HL7",
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSwift6
         ),

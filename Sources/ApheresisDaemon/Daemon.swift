@@ -1,6 +1,7 @@
 import ApheresisCore
 import DaemonConfiguration
 import Foundation
+import HospitalLink
 import Ingest
 import LiveState
 import Logging
@@ -71,6 +72,18 @@ public struct Daemon: Sendable {
             feed.publish(.link(StreamEvent.Link(device: device, linkState: state.rawValue, at: Date())))
         }
         let watches = RunWatchBoard()
+        let hl7Board = HL7LinkBoard()
+        let hl7Zone = configuration.hl7.timeZone ?? configuration.product.timeZone ?? TimeZone.current.identifier
+        do {
+            try await store.registerHL7Routes(configuration.hl7.routes(timeZone: hl7Zone), atUnixMilliseconds: DaemonClock.wallMilliseconds)
+            for destination in configuration.hl7.destinations {
+                logger.notice(
+                    "hl7: \(destination.name) at \(destination.address), feeds \(destination.feeds.map(\.rawValue).joined(separator: ", ")), times in \(hl7Zone)")
+            }
+        } catch {
+            // The store keeps the destinations of the last start; they are queued for until this succeeds.
+            logger.error("hl7: cannot record the configured destinations in the store (\(error)); the ones recorded before stay in use")
+        }
         let control = PipelineDirectory()
         let notifier = SystemdNotifier(environment: environment)
         let group = MultiThreadedEventLoopGroup.singleton
@@ -157,7 +170,16 @@ public struct Daemon: Sendable {
                 APIServer(
                     address: apiAddress, workflow: ProductWorkflow(store: store, settings: configuration.product),
                     live: HealthBoardStatus(health: health, storePath: configuration.databasePath), metrics: metrics, feed: feed, watches: watches, control: control,
-                    logger: logger))
+                    hl7: hl7Board, logger: logger))
+        }
+        // The hospital interface: the store queues for the configured destinations (in the transaction
+        // of what each message reports); one sender per destination sends its queue.
+        for destination in configuration.hl7.destinations {
+            services.append(
+                HL7SenderService(
+                    sender: HL7DestinationSender(
+                        settings: configuration.hl7.senderSettings(destination), store: store, board: hl7Board, logger: logger,
+                        now: { DaemonClock.monotonic }, wallMilliseconds: { DaemonClock.wallMilliseconds })))
         }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))

@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var openRunTimeout: Duration
     /// `[audit]`: the audit key's file and the anchor file.
     public var audit: AuditSettings = AuditSettings()
+    /// `[hl7]`: the hospital's interface engines (docs/hl7.md); none by default.
+    public var hl7: HL7Settings = HL7Settings()
 
     public static let defaultStoreReserveBytes: UInt64 = 16 * 1_048_576
     public static let defaultOpenRunTimeout: Duration = .seconds(12 * 3600)
@@ -34,8 +36,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
         devices: [DeviceConfiguration], profiles: [LimitProfile] = DaemonConfiguration.defaultProfiles,
         product: ProductSettings = .unconfigured, api: APISettings = APISettings(),
         storeReserveBytes: UInt64 = DaemonConfiguration.defaultStoreReserveBytes,
-        openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout, audit: AuditSettings = AuditSettings()
+        openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout, audit: AuditSettings = AuditSettings(),
+        hl7: HL7Settings = HL7Settings()
     ) {
+        self.hl7 = hl7
         self.audit = audit
         self.storeReserveBytes = storeReserveBytes
         self.openRunTimeout = openRunTimeout

@@ -60,7 +60,7 @@ struct Evaluation {
     private(set) var configuration: DaemonConfiguration?
     private(set) var problems: [ConfigurationProblem]
 
-    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api", "audit"]
+    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api", "audit", "hl7"]
     static let daemonKeys = ["state_directory", "database", "log_level", "store_reserve_mib", "open_run_timeout_min"]
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
@@ -151,6 +151,7 @@ struct Evaluation {
             product: root["product"]?.tomlValue, labels: root["labels"]?.tomlValue)
         let api = APISettingsReader(checker: checker).read(root["api"]?.tomlValue)
         let audit = AuditSettingsReader(checker: checker).read(root["audit"]?.tomlValue)
+        let hl7 = HL7SettingsReader(checker: checker).read(root["hl7"]?.tomlValue)
 
         problems = checker.sortedProblems()
         if problems.isEmpty {
@@ -158,7 +159,7 @@ struct Evaluation {
                 stateDirectory: stateDirectory, databasePath: PathText.join(stateDirectory, database),
                 logLevel: logLevel, devices: devices,
                 profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api,
-                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout, audit: audit)
+                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout, audit: audit, hl7: hl7)
         }
     }
 

@@ -100,3 +100,16 @@ extension DataQualityFlag {
         }
     }
 }
+
+extension ObservationFigures {
+    /// The watcher's recomputed figures for the hospital interface (PCD-01), in the units the
+    /// store's outbox writes, converted here from the core's SI types.
+    init(_ monitor: RunMonitor) {
+        let derived = monitor.latestDerived
+        self.init(
+            totalBloodVolumeMillilitres: monitor.start.totalBloodVolume?.millilitres, windowRatio: derived.windowRatio,
+            runRatio: derived.runRatio, acInfusionRateMillilitresPerMinutePerLitre: derived.acInfusionRate?.millilitresPerMinutePerLitre,
+            citrateLoadRateMilligramsPerKilogramPerMinute: derived.citrateLoadRate?.milligramsPerKilogramPerMinute,
+            citrateLoadTotalMilligramsPerKilogram: derived.citrateLoadTotal?.milligramsPerKilogram)
+    }
+}

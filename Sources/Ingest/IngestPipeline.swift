@@ -184,6 +184,7 @@ public actor IngestPipeline {
 
         // Commit: message, sample, alarm steps and gaps in one transaction.
         var changes = transitions.compactMap(AlarmChange.init)
+        let figures = monitor.map(ObservationFigures.init)
         let outcome: CommitOutcome
         do {
             let commitStarted = ContinuousClock.now
@@ -191,7 +192,8 @@ public actor IngestPipeline {
             do {
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
-                    sampleQuality: quality.map(\.storeLabel), alarms: changes, gaps: gaps, linkName: deviceName)
+                    sampleQuality: quality.map(\.storeLabel), alarms: changes, gaps: gaps, linkName: deviceName,
+                    observation: figures)
             } catch let error as RecordStoreError where error.isAlarmDisagreement {
                 // The watcher and the store disagree about an alarm: keep the message, which matters
                 // more, and say so.
@@ -201,7 +203,7 @@ public actor IngestPipeline {
                 alarmsRefused = true
                 outcome = try await store.commit(
                     message, raw: text, receivedAtUnixMilliseconds: wall, monotonic: now, profileName: profileName,
-                    sampleQuality: quality.map(\.storeLabel), gaps: gaps, linkName: deviceName)
+                    sampleQuality: quality.map(\.storeLabel), gaps: gaps, linkName: deviceName, observation: figures)
             }
             outlets.commits?.observeCommit(device: deviceName, duration: ContinuousClock.now - commitStarted)
             if alarmsRefused, case .stored(_, let runRef, _) = outcome, var watching = monitor {

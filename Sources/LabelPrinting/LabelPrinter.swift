@@ -1,14 +1,7 @@
+import ConnectionErrorText
 import NIOCore
 import NIOPosix
 import TextFormats
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Why a label did not reach the printer; always names the printer as host:port.
 public struct LabelPrinterError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -88,25 +81,5 @@ public enum LabelPrinter {
         linger.cancel()
     }
 
-    static func reason(_ error: any Error, timeout: Duration?) -> String {
-        if let error = error as? ChannelError, case .connectTimeout = error, let timeout {
-            return "timed out after \(timeout)"
-        }
-        if let error = error as? NIOConnectionError {
-            // The individual attempts say more than the aggregate (e.g. "Connection refused").
-            let attempts = error.connectionErrors.map { ($0.target, describe($0.error)) }
-            if attempts.count == 1 { return attempts[0].1 }
-            if !attempts.isEmpty {
-                return attempts.map { target, why in "\(target.ipAddress ?? "\(target)"): \(why)" }.joined(separator: "; ")
-            }
-            if let dns = error.dnsAAAAError ?? error.dnsAError { return "cannot resolve the host name: \(dns)" }
-        }
-        return describe(error)
-    }
-
-    /// An errno's text ("Connection refused") rather than NIO's longer IOError description.
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
-        return String(describing: error)
-    }
+    static func reason(_ error: any Error, timeout: Duration?) -> String { ConnectionErrorText.reason(error, timeout: timeout) }
 }

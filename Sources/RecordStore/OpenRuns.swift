@@ -95,8 +95,9 @@ extension RecordStore {
             try self.ensureSpace()
             let serial: String = run["device_serial"]
             let runID: String = run["run_id"]
-            _ = try Writer.applyAlarmChanges(
-                db, alarms, deviceSerial: serial, runID: runID, runRef: runRef, messageRef: nil, at: at)
+            _ = try self.reportingAlarmSteps(db) {
+                try Writer.applyAlarmChanges(db, alarms, deviceSerial: serial, runID: runID, runRef: runRef, messageRef: nil, at: at)
+            }
             try db.execute(
                 sql: "UPDATE runs SET state = 'closed', closed_at_unix_ms = ? WHERE id = ? AND state = 'open'",
                 arguments: [at, runRef])

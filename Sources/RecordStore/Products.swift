@@ -541,6 +541,7 @@ extension RecordStore {
                     entityID: String(productRef), old: nil, new: nil, reason: incompleteRunAcknowledgement)
             }
             try Audit.record(db, table: "signatures", id: id, action: "product.release", actor: user.name, at: at)
+            try self.queueRelease(db, signatureRef: id, at: at)
             return try ProductReader.signature(Row.fetchOne(db, sql: "SELECT * FROM signatures WHERE id = ?", arguments: [id])!)
         }
     }

@@ -20,6 +20,8 @@ public final class RecordStore: Sendable {
     let audit: AuditSetup
     /// Runs' telemetry completeness, kept until a run's messages change (RunGaps.swift).
     let completenessCache = CompletenessCache()
+    /// The hospital interface's destinations (HL7Outbox.swift).
+    let hl7Routing = HL7Routing()
 
     /// The newest schema version this build reads and writes.
     public static var schemaVersion: Int { Schema.version }
@@ -72,6 +74,18 @@ public final class RecordStore: Sendable {
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(autocheckpointPages)")
             }
         }
+        // Two processes opening a new store at once (the daemon starting, apheresisctl or a reader
+        // beside it) would both read "nothing applied" and both run the first migration: "table
+        // devices already exists" (found by the AddressSanitizer run, where a slower daemon widened
+        // the window); or one would find the other switching the new file to WAL and fail with
+        // "database is locked" (SQLite does not wait for that lock). Opening, migrating and the audit
+        // setup happen under one exclusive lock beside the store, held until this returns. Unlocked
+        // when the lock file cannot be made (a read-only volume: nothing can be migrated there anyway).
+        let migrationLock = Glibc.open(path + ".migrate-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        defer { if migrationLock >= 0 { Glibc.close(migrationLock) } }
+        if migrationLock >= 0 {
+            while flock(migrationLock, LOCK_EX) != 0 && errno == EINTR {}
+        }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -83,17 +97,6 @@ public final class RecordStore: Sendable {
             // (Database.setUpWALMode, GRDB 7.10), which would leave commits un-fsynced until the next
             // checkpoint. Set FULL again on the writer: the only connection that commits, opened once.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            // Two processes opening a new store at once (the daemon starting, apheresisctl or a
-            // reader beside it) would both read "nothing applied" and both run the first migration:
-            // "table devices already exists" (found by the AddressSanitizer run, where a slower daemon
-            // widened the window). Reading what is applied, migrating and the audit setup happen under
-            // one exclusive lock beside the store. Unlocked when the lock file cannot be made (a
-            // read-only volume: nothing can be migrated there anyway).
-            let migrationLock = Glibc.open(path + ".migrate-lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            defer { if migrationLock >= 0 { Glibc.close(migrationLock) } }
-            if migrationLock >= 0 {
-                while flock(migrationLock, LOCK_EX) != 0 && errno == EINTR {}
-            }
             let migrator = Schema.migrator
             let (applied, fileVersion) = try pool.read { db in
                 (try migrator.appliedIdentifiers(db), try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0)
@@ -109,7 +112,9 @@ public final class RecordStore: Sendable {
             let appliedV5 = !applied.contains(Schema.auditAnchorMigration)
             let auditSetup = try AuditSetup.prepare(
                 pool: pool, path: path, options: audit, context: auditContext, appliedV5: appliedV5)
-            return RecordStore(path: path, options: options, pool: pool, audit: auditSetup)
+            let store = RecordStore(path: path, options: options, pool: pool, audit: auditSetup)
+            try pool.read { db in try store.hl7Routing.load(db) }
+            return store
         } catch {
             try? pool.close()
             if error is RecordStoreError || error is AuditKeyError || error is AuditAnchorError { throw error }

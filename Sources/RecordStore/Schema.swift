@@ -28,7 +28,7 @@ enum TelemetryColumns {
 
 enum Schema {
     /// The newest schema this build knows. Also written to `PRAGMA user_version` so tools outside GRDB can tell.
-    static let version = 6
+    static let version = 7
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -40,6 +40,7 @@ enum Schema {
         migrator.registerMigration("v4-product-trust") { db in try v4(db) }
         migrator.registerMigration("v5-audit-anchor") { db in try v5(db) }
         migrator.registerMigration("v6-run-completeness") { db in try v6(db) }
+        migrator.registerMigration("v7-hl7-outbox") { db in try v7(db) }
         return migrator
     }
 

@@ -24,7 +24,7 @@ extension RecordStore {
     /// active alarm with that id.
     public func acknowledgeAlarm(id: Int64, by actor: String, reason: String?, atUnixMilliseconds at: Int64) async throws -> AlarmRow? {
         try await pool.write { db in
-            let (alarm, changed) = try Writer.acknowledge(db, alarmID: id, by: actor, at: at)
+            let (alarm, changed) = try self.reportingAlarmSteps(db) { try Writer.acknowledge(db, alarmID: id, by: actor, at: at) }
             if changed, let row = try Row.fetchOne(db, sql: "SELECT * FROM alarms WHERE id = ?", arguments: [id]) {
                 try Audit.append(
                     db, at: at, actor: actor, action: "alarm.acknowledge", entity: "alarm", entityID: String(id),

@@ -21,7 +21,7 @@ extension RecordStore {
     public func commit(
         _ message: SeparatorMessage, raw: [UInt8], receivedAtUnixMilliseconds: Int64, monotonic: Duration? = nil,
         profileName: String? = nil, sampleQuality: [String] = [], alarms: [AlarmChange] = [], events: [EventNote] = [],
-        gaps: [TelemetryGap] = [], linkName: String? = nil
+        gaps: [TelemetryGap] = [], linkName: String? = nil, observation: ObservationFigures? = nil
     ) async throws -> CommitOutcome {
         guard let sequence = Int64(exactly: message.sequenceNumber) else {
             throw RecordStoreError.sequenceOutOfRange(message.sequenceNumber)
@@ -50,8 +50,14 @@ extension RecordStore {
                 db, message, raw: raw, sequence: sequence, source: .live, exportFileRef: nil, at: at,
                 monotonicNanoseconds: monotonic.map(Encoding.nanoseconds), profileName: profileName,
                 sampleQuality: sampleQuality, newSamples: &newSamples)
-            let alarmRefs = try Writer.applyAlarmChanges(
-                db, alarms, deviceSerial: serial, runID: message.order.runID, runRef: runRef, messageRef: messageRef, at: at)
+            let alarmRefs = try self.reportingAlarmSteps(db) {
+                try Writer.applyAlarmChanges(
+                    db, alarms, deviceSerial: serial, runID: message.order.runID, runRef: runRef, messageRef: messageRef, at: at)
+            }
+            if message.kind == .tick || message.kind == .runEnd {
+                try self.queueObservation(
+                    db, runRef: runRef, messageRef: messageRef, figures: observation, runEnded: message.kind == .runEnd, at: at)
+            }
             try GapWriter.insert(db, gaps, runRef: runRef, messageRef: messageRef, at: at)
             for event in events {
                 try Writer.insertEvent(
@@ -71,16 +77,20 @@ extension RecordStore {
         try await pool.write { db in
             try self.ensureSpace()
             let runRef = try runID.flatMap { try Writer.findRun(db, deviceSerial: deviceSerial, runID: $0) }
-            return try Writer.applyAlarmChanges(
-                db, changes, deviceSerial: deviceSerial, runID: runID, runRef: runRef, messageRef: nil,
-                at: atUnixMilliseconds)
+            return try self.reportingAlarmSteps(db) {
+                try Writer.applyAlarmChanges(
+                    db, changes, deviceSerial: deviceSerial, runID: runID, runRef: runRef, messageRef: nil,
+                    at: atUnixMilliseconds)
+            }
         }
     }
 
     /// Acknowledges an active alarm by id (operator action). Returns the alarm after the change; nil when
     /// there is no such alarm or it is cleared. Acknowledging an acknowledged alarm changes nothing.
     public func acknowledgeAlarm(id: Int64, by: String, atUnixMilliseconds: Int64) async throws -> AlarmRow? {
-        try await pool.write { db in try Writer.acknowledge(db, alarmID: id, by: by, at: atUnixMilliseconds).alarm }
+        try await pool.write { db in
+            try self.reportingAlarmSteps(db) { try Writer.acknowledge(db, alarmID: id, by: by, at: atUnixMilliseconds).alarm }
+        }
     }
 
     /// Keeps input whose frames were intact but whose records did not parse, byte for byte, with the reason.

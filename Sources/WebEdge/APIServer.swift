@@ -68,8 +68,8 @@ public struct APIServer: Service {
     public init(
         address: APIAddress, workflow: ProductWorkflow, live: any LiveStatus = NoLiveStatus(),
         metrics: DaemonMetrics = DaemonMetrics(), feed: LiveFeed = LiveFeed(), watches: RunWatchBoard = RunWatchBoard(),
-        control: any RunControl = NoRunControl(), sessions: SessionBook = SessionBook(), logger: Logger,
-        now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
+        control: any RunControl = NoRunControl(), sessions: SessionBook = SessionBook(), hl7: HL7LinkBoard = HL7LinkBoard(),
+        logger: Logger, now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
     ) {
         // HEAD on every GET route: the same status and headers, no body (uptime probes use it).
         let router = Router(options: .autoGenerateHeadEndpoints)
@@ -83,7 +83,8 @@ public struct APIServer: Service {
             let text = metrics.render(
                 devices: live.devices(), activeAlarms: (try? await store.activeAlarms()) ?? [],
                 raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:], storeFailure: live.storeFailure(),
-                storeFreeBytes: try? await store.freeBytes())
+                storeFreeBytes: try? await store.freeBytes(), hl7Queues: (try? await store.hl7Status()) ?? [],
+                hl7Links: hl7.destinations)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -94,6 +95,7 @@ public struct APIServer: Service {
         StreamRoute(units: units, feed: feed).register(on: router)
         self.feed = feed
         SessionRoutes(workflow: workflow, sessions: sessions, now: now).register(on: router)
+        HL7Routes(store: workflow.store, board: hl7, monotonicNow: { DaemonClock.monotonic }, wallNow: now).register(on: router)
         APIRoutes(workflow: workflow, sessions: sessions).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])

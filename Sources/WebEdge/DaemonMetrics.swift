@@ -42,8 +42,25 @@ public final class DaemonMetrics: CommitObserver {
     /// Brings every metric up to date, then renders them.
     func render(
         devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int], storeFailure: StoreFailureStatus? = nil,
-        storeFreeBytes: UInt64? = nil
+        storeFreeBytes: UInt64? = nil, hl7Queues: [HL7DestinationStatus] = [], hl7Links: [HL7LinkBoard.Destination] = []
     ) -> String {
+        let links = Dictionary(uniqueKeysWithValues: hl7Links.map { ($0.name, $0) })
+        for q in hl7Queues {
+            let labels = [("destination", q.name)]
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_hl7_backlog", "HL7 messages queued for the destination and not yet accepted."),
+                labels: labels
+            ).set(Double(q.pending))
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_hl7_set_aside", "HL7 messages the destination refused (AR, or AE too often), kept aside."),
+                labels: labels
+            ).set(Double(q.setAside))
+            count("apheresisd_hl7_delivered_total", labels, q.delivered, "HL7 messages the destination accepted.")
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_hl7_link_up", "1 while the connection to the HL7 destination is up, else 0."),
+                labels: labels
+            ).set(links[q.name]?.state == .up ? 1.0 : 0.0)
+        }
         registry.makeGauge(
             descriptor: Self.descriptor(
                 "apheresisd_store_failing", "1 while the record store refuses writes (full disk, read-only, I/O error): messages are not acknowledged."))

@@ -9,7 +9,8 @@ import Testing
 extension Integration {
     @Suite("Products, release and labels through apheresisctl", .serialized)
     struct ProductWorkflowTests {
-        static func config(exports: String, printerPort: Int? = nil) -> String {
+        /// `extra`: more TOML after the rest (an [hl7] section, say).
+        static func config(exports: String, printerPort: Int? = nil, extra: String = "") -> String {
             """
             format = 1
             [daemon]
@@ -31,14 +32,16 @@ extension Integration {
 
             [api]
             listen = "127.0.0.1:0"
+            \(extra)
             """
         }
 
         /// The daemon with one closed run of the 10-year-old's scenario, from the simulator's export file.
-        static func daemonWithClosedRun(_ directory: URL, printerPort: Int? = nil) async throws -> DaemonProcess {
+        static func daemonWithClosedRun(_ directory: URL, printerPort: Int? = nil, extra: String = "") async throws -> DaemonProcess {
             let exports = directory.appendingPathComponent("exports")
             try FileManager.default.createDirectory(at: exports, withIntermediateDirectories: true)
-            let daemon = try DaemonProcess(config: Self.config(exports: exports.path, printerPort: printerPort), directory: directory)
+            let daemon = try DaemonProcess(
+                config: Self.config(exports: exports.path, printerPort: printerPort, extra: extra), directory: directory)
             let sim = try SimulatorProcess(
                 arguments: [
                     "run", Paths.scenarios.appendingPathComponent("normal-boy-10y.toml").path, "--export-dir", exports.path,

@@ -12,7 +12,7 @@ struct OpenAndMigrateTests {
         let store = try await RecordStore.open(path: path)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(try await store.counts() == StoreCounts(messages: 0, samples: 0, runs: 0, openRuns: 0, activeAlarms: 0, quarantined: 0))
-        #expect(RecordStore.schemaVersion == 6)
+        #expect(RecordStore.schemaVersion == 7)
         try await store.close()
     }
 
@@ -50,12 +50,13 @@ struct OpenAndMigrateTests {
     @Test func refusesAFileWithANewerUserVersion() async throws {
         let dir = try TempDirectory()
         let store = try await RecordStore.open(path: dir.file())
-        try await store.executeForTesting("PRAGMA user_version = 7")
+        let newer = RecordStore.schemaVersion + 1
+        try await store.executeForTesting("PRAGMA user_version = \(newer)")
         try await store.close()
         await #expect {
             _ = try await RecordStore.open(path: dir.file())
         } throws: { error in
-            if case RecordStoreError.schemaTooNew(_, 7, RecordStore.schemaVersion, _) = error { true } else { false }
+            if case RecordStoreError.schemaTooNew(_, newer, RecordStore.schemaVersion, _) = error { true } else { false }
         }
     }
 
