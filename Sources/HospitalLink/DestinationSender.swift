@@ -85,6 +85,12 @@ public struct HL7DestinationSender: Sendable {
             }
             for entry in batch {
                 if Task.isCancelled { break }
+                // An engine may close a connection that stayed idle: that is no failure of a
+                // message, so it is not counted as one; a new connection is made.
+                if let idle = connection, !idle.isActive {
+                    await idle.close()
+                    connection = nil
+                }
                 if connection == nil {
                     connection = await connect()
                     if connection == nil {

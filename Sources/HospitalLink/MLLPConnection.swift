@@ -215,13 +215,19 @@ struct MLLPConnection: Sendable {
     func exchange(_ message: [UInt8]) async throws -> [UInt8] {
         let answer = channel.eventLoop.makePromise(of: [UInt8].self)
         let channel = self.channel
-        channel.writeAndFlush(MLLPExchange(frame: MLLP.frame(message), answer: answer), promise: nil)
+        // A write that fails before the exchange handler took it (the connection closed just now:
+        // the pipeline is gone) would otherwise leave the answer waiting for ever.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in answer.fail(error) }
+        channel.writeAndFlush(MLLPExchange(frame: MLLP.frame(message), answer: answer), promise: written)
         return try await withTaskCancellationHandler {
             try await answer.futureResult.get()
         } onCancel: {
             channel.close(promise: nil)
         }
     }
+
+    var isActive: Bool { channel.isActive }
 
     func close() async {
         try? await channel.close()

@@ -298,6 +298,30 @@ extension Integration {
             #expect(receiver.received().filter { $0.controlID == first.controlID }.allSatisfy { $0.raw == first.raw })
         }
 
+        /// An engine that closes its connections after each answer (or when they are idle): every
+        /// message still arrives once and in order on a new connection each time.
+        @Test func anEngineClosingItsConnectionsGetsEveryMessageOnce() async throws {
+            let directory = try Paths.temporaryDirectory("hl7-closing")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let receiver = try HL7Receiver(directory: directory, name: "engine", policy: ["close_after_answer": true])
+            let config = "[hl7]\n" + Self.destination("engine", port: receiver.port, intervalSeconds: 60)
+            let daemon = try DaemonProcess.simulated(
+                scenario: Paths.scenarios.appendingPathComponent("normal-girl-5y.toml").path, speed: 60, extra: config, in: directory)
+            let database = daemon.databasePath
+            try eventually("messages arrive\n\(daemon.failureText)", timeout: .seconds(60)) { receiver.received().count >= 6 }
+            try await eventuallyAsync("the queue is sent\n\(daemon.failureText)", timeout: .seconds(60)) {
+                try await Self.queues(database)["engine"]?.pending == 0
+            }
+            try daemon.stop()
+            let outbox = try await Self.outbox(database, "engine")
+            Self.checkDelivery(receiver.received(), outbox: outbox, duplicatesAllowed: false, "engine")
+            // Messages a TICK apart find the connection already closed and open a new one: not counted
+            // as failures. (Two queued back to back can race the close; at most one such here.)
+            let retried = outbox.filter { $0.state == .delivered && $0.attempts > 1 }
+            #expect(retried.count <= 1, "\(outbox.map(\.attempts))")
+            #expect(retried.allSatisfy { ($0.lastError ?? "").contains("closed") }, "\(retried.map(\.lastError))")
+        }
+
         /// The receiver away while the separator plays ten minutes of run time (by default at 60x: the
         /// full-time form is `make hl7-outage`, ten minutes of wall time at 1x).
         @Test func aReceiverOutageIsCaughtUpInOrder() async throws {

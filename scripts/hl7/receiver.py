@@ -29,7 +29,8 @@ What it does
      "error_containing":  {"<substring>": "reason"}, -> AE
      "silent": ["<MSH-10>", ...],                   -> log, never answer
      "silent_containing": ["<substring>", ...],     -> log, never answer
-     "delay_seconds": 0}                            -> sleep before answering
+     "delay_seconds": 0,                            -> sleep before answering
+     "close_after_answer": false}                   -> close the connection after each answer
 
   Precedence: silent, reject, error, invalid message (AE with the validation
   errors), default (AA).  Missing file / missing keys mean "AA for everything".
@@ -417,6 +418,9 @@ class Receiver:
                     break
                 writer.writemessage(ack)
                 await writer.drain()
+                if self.policy.get("close_after_answer"):
+                    # An engine that closes connections after each exchange (or when idle).
+                    break
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception as e:
