@@ -4,8 +4,9 @@
 SWIFT ?= swift
 APT_PACKAGES := pkg-config libserialport-dev libsystemd-dev libsqlite3-dev sqlite3 systemd libsodium-dev libzint-dev zbar-tools poppler-utils fonts-dejavu-core
 # Without their recommends: promtool is wanted from prometheus (the metrics test), not its exporters
-# and services; chromium runs headless for the dashboard test, without desktop integration.
-APT_PACKAGES_BARE := prometheus chromium
+# and services; chromium runs headless for the dashboard test, without desktop integration;
+# postgresql gives the central-record tests initdb and pg_ctl (each test starts its own cluster).
+APT_PACKAGES_BARE := prometheus chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= simulator/scenarios/normal-boy-10y.toml
 

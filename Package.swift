@@ -36,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // TLS to the hospital's interface engine (HospitalLink): SwiftNIO's own TLS, BoringSSL inside.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The central record (docs/central.md): PostgreSQL's wire protocol on SwiftNIO, TLS through
+        // swift-nio-ssl already here; the maintained Swift client of the server (Vapor's, used alone).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C libraries from Debian (apt: libserialport-dev, libsystemd-dev).
@@ -158,6 +161,33 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
 
+        // The central record in PostgreSQL: its schema and migrations, replication of a workstation's
+        // store into it, DIN blocks, and the reads of the central dashboard (docs/central.md).
+        .target(
+            name: "CentralStore",
+            dependencies: [
+                "RecordStore", "LiveState", "DaemonConfiguration",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // `apheresisd --central`: the dashboard and read API over the central database.
+        .target(
+            name: "CentralWeb",
+            dependencies: [
+                "CentralStore", "WebEdge",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Page/central.html")],
+            swiftSettings: strictSwift6
+        ),
+
         // The unit's view over HTTP: API, live stream, dashboard, metrics. An edge: nothing inside imports it.
         .target(
             name: "WebEdge",
@@ -194,6 +224,7 @@ let package = Package(
             dependencies: [
                 "SeparatorProtocol", "ApheresisCore", "RecordStore", "DaemonConfiguration",
                 "SystemdSupport", "DeviceLinks", "WebEdge", "ProductWorkflow", "LiveState", "Ingest", "HL7", "HospitalLink",
+                "CentralStore", "ApheresisVersion",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -205,6 +236,7 @@ let package = Package(
             name: "apheresisd",
             dependencies: [
                 "ApheresisDaemon", "DaemonConfiguration", "SystemdSupport", "ApheresisVersion", "SimulatorKit", "TextFormats",
+                "CentralStore", "CentralWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -215,7 +247,7 @@ let package = Package(
             name: "apheresisctl",
             dependencies: [
                 "ProductWorkflow", "WorkflowSettings", "RecordStore", "DaemonConfiguration", "ApheresisCore", "Quantities",
-                "SeparatorProtocol", "ApheresisVersion",
+                "SeparatorProtocol", "ApheresisVersion", "CentralStore",
                 // The audit heads apheresisctl writes go to the journal too (docs/products.md).
                 "SystemdSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -296,8 +328,8 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "SimulatorKit", "HL7",
-                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "HL7", "PipelineTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -332,11 +364,32 @@ let package = Package(
             exclude: ["Inputs"],
             swiftSettings: strictSwift6
         ),
+        // The ingest pipeline over a real store file, fed a scenario from the real simulator engine.
+        .target(
+            name: "PipelineTestSupport",
+            dependencies: [
+                "Ingest", "LiveState", "RecordStore", "ApheresisCore", "SeparatorProtocol", "SimulatorKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support/PipelineTestSupport", swiftSettings: strictSwift6),
+        // A PostgreSQL cluster of a test's own (initdb/pg_ctl in a temporary directory, loopback):
+        // for the central database's tests, in process and with daemons.
+        .target(name: "PostgresTestCluster", path: "Tests/Support/PostgresTestCluster", swiftSettings: strictSwift6),
+        // Replication into a real PostgreSQL from a real SQLite store, in process.
+        .testTarget(
+            name: "CentralStoreTests",
+            dependencies: [
+                "CentralStore", "RecordStore", "LiveState", "PipelineTestSupport", "PostgresTestCluster",
+                .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore",
-                "ProductWorkflow", "WorkflowSettings", "DaemonConfiguration", "Labels", "Quantities",
+                "ProductWorkflow", "WorkflowSettings", "DaemonConfiguration", "Labels", "Quantities", "PostgresTestCluster",
+                "PipelineTestSupport",
             ],
             resources: [],
             swiftSettings: strictSwift6

@@ -1,4 +1,6 @@
 import ApheresisCore
+import ApheresisVersion
+import CentralStore
 import DaemonConfiguration
 import Foundation
 import HospitalLink
@@ -83,6 +85,35 @@ public struct Daemon: Sendable {
         } catch {
             // The store keeps the destinations of the last start; they are queued for until this succeeds.
             logger.error("hl7: cannot record the configured destinations in the store (\(error)); the ones recorded before stay in use")
+        }
+        // The central database: rows are logged for it from now on (the first time, every row the
+        // store holds), whether or not it is reachable; a site name the store does not replicate
+        // under, or a password that cannot be read, is configuration (exit 78).
+        let centralBoard = CentralReplicationBoard()
+        var centralReplicator: CentralReplicator?
+        if let central = configuration.central {
+            do {
+                let logged = try await store.enableReplicationLog(site: central.site, atUnixMilliseconds: DaemonClock.wallMilliseconds)
+                if logged > 0 { logger.notice("central: replication log on; \(logged) stored rows queued for the central database") }
+            } catch let error as ReplicationSetupError {
+                throw DaemonStartRefused(message: "\(error)", exitCode: DaemonStartRefused.configurationExitCode)
+            }
+            let password: String?
+            do { password = try central.password(environment: environment) } catch {
+                throw DaemonStartRefused(message: "\(error)", exitCode: DaemonStartRefused.configurationExitCode)
+            }
+            let endpoint = central.endpoint(password: password)
+            logger.notice("central: site \(central.site) replicates to \(endpoint.description) (TLS: \(central.tls.rawValue))")
+            let healthForLinks = health
+            centralReplicator = CentralReplicator(
+                store: store,
+                settings: ReplicatorSettings(
+                    endpoint: endpoint, site: central.site, retryDelay: central.retryDelay, reportInterval: central.reportInterval,
+                    dinBlockSize: central.dinBlockSize,
+                    dinFacilities: configuration.product.facilityIdentificationNumber.map { [$0] } ?? [],
+                    daemonVersion: ApheresisVersion.string),
+                links: { healthForLinks.linkReports(now: DaemonClock.monotonic) }, board: centralBoard,
+                clock: { DaemonClock.monotonic }, wallMilliseconds: { DaemonClock.wallMilliseconds }, logger: logger)
         }
         let control = PipelineDirectory()
         let notifier = SystemdNotifier(environment: environment)
@@ -170,7 +201,7 @@ public struct Daemon: Sendable {
                 APIServer(
                     address: apiAddress, workflow: ProductWorkflow(store: store, settings: configuration.product),
                     live: HealthBoardStatus(health: health, storePath: configuration.databasePath), metrics: metrics, feed: feed, watches: watches, control: control,
-                    hl7: hl7Board, logger: logger))
+                    hl7: hl7Board, central: centralBoard, logger: logger))
         }
         // The hospital interface: the store queues for the configured destinations (in the transaction
         // of what each message reports); one sender per destination sends its queue.
@@ -181,6 +212,7 @@ public struct Daemon: Sendable {
                         settings: configuration.hl7.senderSettings(destination), store: store, board: hl7Board, logger: logger,
                         now: { DaemonClock.monotonic }, wallMilliseconds: { DaemonClock.wallMilliseconds })))
         }
+        if let centralReplicator { services.append(CentralReplicationService(replicator: centralReplicator)) }
         let cadence = SystemdService.cadence(watchdog: notifier.watchdogInterval)
         services.append(StoreHeartbeatService(store: store, health: health, interval: cadence.tick, logger: logger))
         services.append(WallClockWatchService(store: store, logger: logger))

@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var audit: AuditSettings = AuditSettings()
     /// `[hl7]`: the hospital's interface engines (docs/hl7.md); none by default.
     public var hl7: HL7Settings = HL7Settings()
+    /// `[central]`: the central PostgreSQL database (docs/central.md); nil: this store stands alone.
+    public var central: CentralSettings?
 
     public static let defaultStoreReserveBytes: UInt64 = 16 * 1_048_576
     public static let defaultOpenRunTimeout: Duration = .seconds(12 * 3600)
@@ -37,9 +39,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
         product: ProductSettings = .unconfigured, api: APISettings = APISettings(),
         storeReserveBytes: UInt64 = DaemonConfiguration.defaultStoreReserveBytes,
         openRunTimeout: Duration = DaemonConfiguration.defaultOpenRunTimeout, audit: AuditSettings = AuditSettings(),
-        hl7: HL7Settings = HL7Settings()
+        hl7: HL7Settings = HL7Settings(), central: CentralSettings? = nil
     ) {
         self.hl7 = hl7
+        self.central = central
         self.audit = audit
         self.storeReserveBytes = storeReserveBytes
         self.openRunTimeout = openRunTimeout

@@ -60,7 +60,7 @@ struct Evaluation {
     private(set) var configuration: DaemonConfiguration?
     private(set) var problems: [ConfigurationProblem]
 
-    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api", "audit", "hl7"]
+    static let rootKeys = ["format", "daemon", "device", "profile", "product", "labels", "api", "audit", "hl7", "central"]
     static let daemonKeys = ["state_directory", "database", "log_level", "store_reserve_mib", "open_run_timeout_min"]
 
     init(text: String, file: String, environment: [String: String], workingDirectory: String, configurationDirectory: String) {
@@ -152,6 +152,7 @@ struct Evaluation {
         let api = APISettingsReader(checker: checker).read(root["api"]?.tomlValue)
         let audit = AuditSettingsReader(checker: checker).read(root["audit"]?.tomlValue)
         let hl7 = HL7SettingsReader(checker: checker).read(root["hl7"]?.tomlValue)
+        let central = CentralSettingsReader(checker: checker).read(root["central"]?.tomlValue)
 
         problems = checker.sortedProblems()
         if problems.isEmpty {
@@ -159,7 +160,7 @@ struct Evaluation {
                 stateDirectory: stateDirectory, databasePath: PathText.join(stateDirectory, database),
                 logLevel: logLevel, devices: devices,
                 profiles: profiles.isEmpty ? DaemonConfiguration.defaultProfiles : profiles, product: product, api: api,
-                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout, audit: audit, hl7: hl7)
+                storeReserveBytes: storeReserveBytes, openRunTimeout: openRunTimeout, audit: audit, hl7: hl7, central: central)
         }
     }
 

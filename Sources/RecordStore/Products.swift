@@ -241,6 +241,9 @@ public enum ProductStoreError: Error, Hashable, Sendable, CustomStringConvertibl
     case productExists(runRef: Int64, din: String)
     case unknownProduct(Int64)
     case dinSequencesExhausted(facility: String, year: Int)
+    /// Central DINs (docs/central.md): every block the central database reserved for this
+    /// workstation is used up, and no new one could be reserved yet.
+    case noDINBlock(facility: String, year: Int, lastIssued: Int)
     case computationSuperseded(productRef: Int64, signed: Int64, current: Int64?)
     case signatureNotCurrent(productRef: Int64)
     case printSuperseded(productRef: Int64, signatureRef: Int64)
@@ -262,6 +265,8 @@ public enum ProductStoreError: Error, Hashable, Sendable, CustomStringConvertibl
         case .runNotClosed(let ref, let runID): "run \(ref) (\(runID)) has not ended; a product is made from a closed run"
         case .productExists(let ref, let din): "run \(ref) already has product \(din)"
         case .unknownProduct(let id): "no product with id \(id)"
+        case .noDINBlock(let facility, let year, let last):
+            "no DIN sequence is reserved for facility \(facility), year \(String(format: "%02d", year)): this workstation takes DINs from blocks the central database reserves (docs/central.md), every block it holds is used up (last issued: \(last)), and the central database has not been reachable to reserve another; restore the connection to it (apheresisctl central status) and try again"
         case .dinSequencesExhausted(let facility, let year):
             "all 999999 DIN sequences of facility \(facility) for year \(year) are used"
         case .computationSuperseded(let product, let signed, let current):
@@ -368,7 +373,7 @@ extension RecordStore {
             let last = try Int.fetchOne(
                 db, sql: "SELECT last_sequence FROM din_sequences WHERE facility = ? AND din_year = ?",
                 arguments: [facility, dinYear])
-            let sequence = (last ?? 0) + 1
+            let sequence = try DINBlocks.nextSequence(db, facility: facility, dinYear: dinYear, lastIssued: last ?? 0)
             guard sequence <= 999_999 else { throw ProductStoreError.dinSequencesExhausted(facility: facility, year: dinYear) }
             if last == nil {
                 try db.execute(

@@ -28,7 +28,7 @@ enum TelemetryColumns {
 
 enum Schema {
     /// The newest schema this build knows. Also written to `PRAGMA user_version` so tools outside GRDB can tell.
-    static let version = 7
+    static let version = 8
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -41,6 +41,7 @@ enum Schema {
         migrator.registerMigration("v5-audit-anchor") { db in try v5(db) }
         migrator.registerMigration("v6-run-completeness") { db in try v6(db) }
         migrator.registerMigration("v7-hl7-outbox") { db in try v7(db) }
+        migrator.registerMigration("v8-replication") { db in try v8(db) }
         return migrator
     }
 

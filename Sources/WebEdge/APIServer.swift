@@ -69,7 +69,7 @@ public struct APIServer: Service {
         address: APIAddress, workflow: ProductWorkflow, live: any LiveStatus = NoLiveStatus(),
         metrics: DaemonMetrics = DaemonMetrics(), feed: LiveFeed = LiveFeed(), watches: RunWatchBoard = RunWatchBoard(),
         control: any RunControl = NoRunControl(), sessions: SessionBook = SessionBook(), hl7: HL7LinkBoard = HL7LinkBoard(),
-        logger: Logger, now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
+        central: CentralReplicationBoard = CentralReplicationBoard(), logger: Logger, now: @escaping @Sendable () -> Int64 = ProductWorkflow.wallClock
     ) {
         // HEAD on every GET route: the same status and headers, no body (uptime probes use it).
         let router = Router(options: .autoGenerateHeadEndpoints)
@@ -80,11 +80,14 @@ public struct APIServer: Service {
         DashboardRoute().register(on: router)
         router.get("metrics") { _, _ in
             let store = workflow.store
+            // The replication backlog as the store has it now (the replicator may be waiting to reconnect).
+            var centralStatus = central.status
+            if centralStatus != nil, let backlog = try? await store.replicationState().backlog { centralStatus?.backlog = backlog }
             let text = metrics.render(
                 devices: live.devices(), activeAlarms: (try? await store.activeAlarms()) ?? [],
                 raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:], storeFailure: live.storeFailure(),
                 storeFreeBytes: try? await store.freeBytes(), hl7Queues: (try? await store.hl7Status()) ?? [],
-                hl7Links: hl7.destinations)
+                hl7Links: hl7.destinations, central: centralStatus, monotonicNow: DaemonClock.monotonic)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -96,6 +99,7 @@ public struct APIServer: Service {
         self.feed = feed
         SessionRoutes(workflow: workflow, sessions: sessions, now: now).register(on: router)
         HL7Routes(store: workflow.store, board: hl7, monotonicNow: { DaemonClock.monotonic }, wallNow: now).register(on: router)
+        CentralStatusRoute(board: central, store: workflow.store, monotonicNow: { DaemonClock.monotonic }).register(on: router)
         APIRoutes(workflow: workflow, sessions: sessions).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])

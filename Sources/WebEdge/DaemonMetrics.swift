@@ -42,8 +42,33 @@ public final class DaemonMetrics: CommitObserver {
     /// Brings every metric up to date, then renders them.
     func render(
         devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int], storeFailure: StoreFailureStatus? = nil,
-        storeFreeBytes: UInt64? = nil, hl7Queues: [HL7DestinationStatus] = [], hl7Links: [HL7LinkBoard.Destination] = []
+        storeFreeBytes: UInt64? = nil, hl7Queues: [HL7DestinationStatus] = [], hl7Links: [HL7LinkBoard.Destination] = [],
+        central: CentralReplicationStatus? = nil, monotonicNow: Duration = .zero
     ) -> String {
+        if let central {
+            let labels = [("site", central.site)]
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_central_up", "1 while the central database is connected and replicating, else 0."),
+                labels: labels
+            ).set(central.state == .up ? 1.0 : 0.0)
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_central_backlog", "Replication log entries not yet committed in the central database."),
+                labels: labels
+            ).set(Double(central.backlog))
+            count("apheresisd_central_rows_replicated_total", labels, central.rowsReplicated, "Rows committed in the central database since start.")
+            if let last = central.lastCommitAt {
+                registry.makeGauge(
+                    descriptor: Self.descriptor("apheresisd_central_last_commit_age_seconds", "Seconds since the last batch the central database committed."),
+                    labels: labels
+                ).set((monotonicNow - last).seconds)
+            }
+            for (key, free) in central.dinReserve {
+                registry.makeGauge(
+                    descriptor: Self.descriptor("apheresisd_din_reserve", "DIN sequences this workstation holds in central blocks and has not issued, per facility/year."),
+                    labels: labels + [("facility_year", key)]
+                ).set(Double(free))
+            }
+        }
         let links = Dictionary(uniqueKeysWithValues: hl7Links.map { ($0.name, $0) })
         for q in hl7Queues {
             let labels = [("destination", q.name)]

@@ -220,11 +220,15 @@ struct JSONWritesMiddleware: RouterMiddleware {
 /// DNS rebinding: a page on another site whose name is made to resolve to 127.0.0.1 would be
 /// same-origin with this server and could read patients' data. Its requests carry that other name
 /// in `Host`, so on a loopback or Unix-socket address only this machine's own names are answered.
-struct LocalHostOnlyMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+/// Refuses requests that name another host than this machine's (a DNS rebinding page in a local
+/// browser): the daemon's API and the central view (CentralWeb) on a loopback address.
+public struct LocalHostOnlyMiddleware: RouterMiddleware {
+    public typealias Context = BasicRequestContext
     static let localNames: Set<String> = ["127.0.0.1", "localhost", "::1", "apheresisd"]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let refusal = Self.refusal(request) { return refusal }
         return try await next(request, context)
     }

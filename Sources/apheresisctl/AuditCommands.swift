@@ -28,7 +28,18 @@ struct AuditCommand: AsyncParsableCommand {
                 "Read the journal's heads from this file of `journalctl -o json` lines (exported from the store's machine) instead of running journalctl.",
                 valueName: "file"))
         var journalExport: String?
+        @Flag(
+            help: ArgumentHelp(
+                "Verify the central database's copy instead (docs/central.md): this site's by default, with this store's audit key, and compare its head with this store's."))
+        var central = false
+        @Option(help: ArgumentHelp("With --central: the site whose copy to verify (its audit key is needed).", valueName: "name"))
+        var site: String?
         func run() async throws {
+            if central {
+                let (records, configuration) = try await store.open(verifyOnly: true)
+                try await CentralAuditCheck.run(records: records, configuration: configuration, site: site)
+                return
+            }
             let (records, _) = try await store.open(verifyOnly: true)
             let result = try await records.verifyAudit(
                 expectedHead: expectHead?.lowercased(), journal: journalExport.map { .exportFile($0) } ?? .journalctl)

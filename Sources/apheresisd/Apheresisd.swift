@@ -1,6 +1,8 @@
 import ApheresisDaemon
 import ApheresisVersion
 import ArgumentParser
+import CentralStore
+import CentralWeb
 import DaemonConfiguration
 import Foundation
 import Logging
@@ -41,12 +43,21 @@ struct Apheresisd: AsyncParsableCommand {
             valueName: "address"))
     var apiListen: String?
 
+    @Flag(
+        help: ArgumentHelp(
+            "Serve the central view instead of a workstation: the dashboard and read API over the [central] database of --config, on its [api] listen address; no separator, no local store (docs/central.md)."))
+    var central = false
+
     func run() async throws {
         if let path = checkConfig {
             try checkConfiguration(path)
             return
         }
         let environment = ProcessInfo.processInfo.environment
+        if central {
+            try await runCentralView(environment: environment)
+            return
+        }
         var configuration: DaemonConfiguration
         if let config {
             do {
@@ -85,6 +96,37 @@ struct Apheresisd: AsyncParsableCommand {
         } catch let refusal as DaemonStartRefused {
             logger.critical("\(refusal.message)")
             throw ExitCode(refusal.exitCode)
+        }
+    }
+
+    /// `--central`: the central database's view; the workstation's parts do not start.
+    func runCentralView(environment: [String: String]) async throws {
+        guard let config else { Self.refuse("--central needs --config FILE with a [central] url (docs/central.md)") }
+        let configuration: DaemonConfiguration
+        do { configuration = try DaemonConfiguration.load(path: config, environment: environment) } catch { Self.refuse("\(error)") }
+        guard let settings = configuration.central else {
+            Self.refuse("--central: \(config) has no [central] section with the database's url (docs/central.md)")
+        }
+        var listen = configuration.api.listen
+        if let apiListen {
+            switch Self.parseListen(apiListen) {
+            case .success(let l): listen = l
+            case .failure(let problem): Self.refuse("--api-listen: \(problem)")
+            }
+        }
+        guard case .tcp(let host, let port) = listen else {
+            Self.refuse("--central serves on a TCP address: set [api] listen = \"host:port\" or --api-listen host:port")
+        }
+        let password: String?
+        do { password = try settings.password(environment: environment) } catch { Self.refuse("\(error)") }
+        _ = LogSetup.bootstrap(
+            identifier: "apheresisd", level: Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info, environment: environment)
+        let logger = Logger(label: "apheresisd-central")
+        let endpoint = settings.endpoint(password: password)
+        logger.notice("central view of \(endpoint.description)")
+        let server = CentralWebServer(reader: CentralReader(endpoint: endpoint, logger: logger), host: host, port: port, logger: logger)
+        try await server.run { bound in
+            logger.notice("central view: api: listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound)")
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import HL7
 import Ingest
+import PipelineTestSupport
 import RecordStore
 import Testing
 

@@ -1,6 +1,7 @@
 import ApheresisCore
 import Foundation
 import Ingest
+import PipelineTestSupport
 import LiveState
 import RecordStore
 import SeparatorProtocol

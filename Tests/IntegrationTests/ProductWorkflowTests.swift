@@ -9,6 +9,16 @@ import Testing
 extension Integration {
     @Suite("Products, release and labels through apheresisctl", .serialized)
     struct ProductWorkflowTests {
+        /// The cell lab's settings every product test uses.
+        static let productSection = """
+            [product]
+            facility_identification_number = "G1234"
+            facility_name = "Example Children's Hospital, Apheresis Unit"
+            facility_address = ["1 Example Street", "Springfield"]
+            product_description_code = "S1234"
+            time_zone = "UTC"
+            """
+
         /// `extra`: more TOML after the rest (an [hl7] section, say).
         static func config(exports: String, printerPort: Int? = nil, extra: String = "") -> String {
             """
@@ -21,12 +31,7 @@ extension Integration {
             transport = "export"
             directory = "\(exports)"
 
-            [product]
-            facility_identification_number = "G1234"
-            facility_name = "Example Children's Hospital, Apheresis Unit"
-            facility_address = ["1 Example Street", "Springfield"]
-            product_description_code = "S1234"
-            time_zone = "UTC"
+            \(productSection)
 
             \(printerPort.map { "[labels]\nprinter = \"127.0.0.1:\($0)\"" } ?? "")
 

@@ -12,7 +12,7 @@ struct OpenAndMigrateTests {
         let store = try await RecordStore.open(path: path)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(try await store.counts() == StoreCounts(messages: 0, samples: 0, runs: 0, openRuns: 0, activeAlarms: 0, quarantined: 0))
-        #expect(RecordStore.schemaVersion == 7)
+        #expect(RecordStore.schemaVersion == 8)
         try await store.close()
     }
 

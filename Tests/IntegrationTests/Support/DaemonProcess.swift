@@ -17,9 +17,10 @@ final class DaemonProcess {
     static var executable: URL { Paths.simulator.deletingLastPathComponent().appendingPathComponent("apheresisd") }
 
     /// Writes `config` (TOML; `STATE` is replaced by the state directory) and starts the daemon.
-    init(config: String, directory: URL, environment: [String: String] = [:]) throws {
+    /// `arguments`: more command-line arguments (`--central`).
+    init(config: String, directory: URL, environment: [String: String] = [:], arguments: [String] = []) throws {
         self.directory = directory
-        configPath = directory.appendingPathComponent("apheresisd.toml")
+        configPath = directory.appendingPathComponent(arguments.contains("--central") ? "central.toml" : "apheresisd.toml")
         let state = directory.appendingPathComponent("state").path
         try config.replacingOccurrences(of: "STATE", with: state).write(to: configPath, atomically: true, encoding: .utf8)
         stderrPath = directory.appendingPathComponent("apheresisd-\(UUID().uuidString.prefix(6)).stderr")
@@ -28,7 +29,7 @@ final class DaemonProcess {
             throw SimulatorFailure(description: "apheresisd not found at \(Self.executable.path): run `swift build` first")
         }
         process.executableURL = Self.executable
-        process.arguments = ["--config", configPath.path]
+        process.arguments = ["--config", configPath.path] + arguments
         var env = ProcessInfo.processInfo.environment
         // A test runner that is itself a systemd service passes its own
         // NOTIFY_SOCKET, WATCHDOG_* and journal variables down: the daemon under

@@ -7,34 +7,35 @@ import RecordStore
 import SeparatorProtocol
 import SimulatorKit
 
+/// Shared by the in-process tests of the pipeline (IngestTests, CentralStoreTests).
 /// A fresh directory per test, removed afterwards; real SQLite files, no mocks.
-final class Scratch: Sendable {
-    let path: String
-    init() throws {
+public final class Scratch: Sendable {
+    public let path: String
+    public init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("ingest-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
-    func file(_ name: String) -> String { path + "/" + name }
+    public func file(_ name: String) -> String { path + "/" + name }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-let scenarioDirectory: String = {
-    // Tests/IngestTests/Support.swift -> ../../simulator/scenarios
+public let scenarioDirectory: String = {
+    // Tests/Support/PipelineTestSupport/PipelineBench.swift -> ../../../simulator/scenarios
     var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
+    parts.removeLast(4)
     return parts.joined(separator: "/") + "/simulator/scenarios"
 }()
 
 /// One message as the link delivers it: its text and the monotonic time it completed.
-struct Delivery {
-    var message: SeparatorMessage
-    var text: [UInt8]
-    var at: Duration
+public struct Delivery: Sendable {
+    public var message: SeparatorMessage
+    public var text: [UInt8]
+    public var at: Duration
 }
 
 /// A scenario's whole run from the real simulator engine, numbered from `firstSequence`, each
 /// message at its simulated time (the daemon's monotonic clock in these tests).
-func scenarioRun(_ name: String, runID: String? = nil, firstSequence: UInt64 = 1, seed: UInt64 = 7) throws -> [Delivery] {
+public func scenarioRun(_ name: String, runID: String? = nil, firstSequence: UInt64 = 1, seed: UInt64 = 7) throws -> [Delivery] {
     let scenario = try ScenarioLoader.load(path: scenarioDirectory + "/" + name + ".toml")
     var engine = RunEngine(scenario: scenario, runID: runID ?? "RUN-" + name, seed: seed)
     var deliveries: [Delivery] = []
@@ -52,14 +53,14 @@ func scenarioRun(_ name: String, runID: String? = nil, firstSequence: UInt64 = 1
 }
 
 /// A pipeline over a real store file, with the live state it reports to.
-struct Bench {
-    let store: RecordStore
-    let health = HealthBoard()
-    let feed = LiveFeed()
-    let watches = RunWatchBoard()
-    let pipeline: IngestPipeline
+public struct Bench: Sendable {
+    public let store: RecordStore
+    public let health = HealthBoard()
+    public let feed = LiveFeed()
+    public let watches = RunWatchBoard()
+    public let pipeline: IngestPipeline
 
-    init(
+    public init(
         store: RecordStore, deviceName: String = "optia-1", dialect: SeparatorDialect = .standard,
         profiles: [LimitProfile] = [.pediatricCMNC, .standard], openRunTimeout: Duration = .seconds(12 * 3600)
     ) {
@@ -72,9 +73,23 @@ struct Bench {
             store: store, outlets: IngestPipeline.Outlets(health: health, feed: feed, watches: watches), logger: logger)
     }
 
-    static func open(_ scratch: Scratch, name: String = "store.sqlite", reserveBytes: UInt64? = nil) async throws -> RecordStore {
+    public static func open(_ scratch: Scratch, name: String = "store.sqlite", reserveBytes: UInt64? = nil) async throws -> RecordStore {
         var options = RecordStore.Options()
         if let reserveBytes { options.reserveBytes = reserveBytes }
         return try await RecordStore.open(path: scratch.file(name), options: options)
     }
+}
+
+/// A store file read by Debian's sqlite3 command, read-only, as an outsider would: one line per
+/// row, '|' between columns.
+public func sqlite3(_ path: String, _ sql: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    process.arguments = ["-readonly", path, sql]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
