@@ -127,7 +127,7 @@ public final class CentralReplicator: Sendable {
         if cursor < local.confirmedSeq {
             // The central database no longer has what it confirmed (restored from an older backup):
             // everything goes again; the rows it still has are rewritten unchanged.
-            let requeued = try await store.requeueEverythingForReplication()
+            let requeued = try await store.requeueEverythingForReplication(centralCursor: cursor)
             logger.warning(
                 "the central database's cursor for site \(settings.site) is at entry \(cursor), behind the \(local.confirmedSeq) it confirmed before: it lost rows; sending all \(requeued) rows again")
         } else if cursor > local.confirmedSeq {

@@ -98,10 +98,15 @@ extension RecordStore {
     }
 
     /// Logs every row again (the central database lost what it had confirmed: restored from an
-    /// older backup). The upserts are idempotent, so rows it still has are rewritten unchanged.
+    /// older backup), and takes its cursor `centralCursor` as the confirmation, so that a later
+    /// connection does not find it behind again and log everything once more. The upserts are
+    /// idempotent: rows the central database still has are rewritten unchanged.
     @discardableResult
-    public func requeueEverythingForReplication() async throws -> Int {
-        try await pool.write { db in try Self.logEveryRow(db) }
+    public func requeueEverythingForReplication(centralCursor: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE replication_state SET confirmed_seq = ? WHERE id = 1", arguments: [centralCursor])
+            return try Self.logEveryRow(db)
+        }
     }
 
     private static func logEveryRow(_ db: Database) throws -> Int {

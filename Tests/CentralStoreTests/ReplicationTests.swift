@@ -133,7 +133,8 @@ import Testing
         // Everything again (as after a central restore): the same rows, no duplicates.
         let checksum = "SELECT md5(string_agg(local_id::text || ':' || sequence::text || ':' || kind, ',' ORDER BY local_id)) FROM messages WHERE site = 'ws-a'"
         let before = try cluster.psql(checksum)
-        #expect(try await store.requeueEverythingForReplication() > 100)
+        let cursor = try await store.replicationState().confirmedSeq
+        #expect(try await store.requeueEverythingForReplication(centralCursor: cursor) > 100)
         try await running.caughtUp(store)
         (local, central) = try Self.counts(scratch, cluster: cluster, site: "ws-a")
         #expect(local == central)
@@ -164,6 +165,12 @@ import Testing
         running = Running(store: store, site: "ws-a", cluster: cluster)
         try await running.caughtUp(store)
         await running.stop()
+        // The next connection finds the cursor where it left it: nothing is logged again.
+        let highWater = try await store.replicationLogHighWater()
+        running = Running(store: store, site: "ws-a", cluster: cluster)
+        try await running.caughtUp(store)
+        await running.stop()
+        #expect(try await store.replicationLogHighWater() == highWater)
         let (local, central) = try Self.counts(scratch, cluster: cluster, site: "ws-a")
         #expect(local == central)
         #expect((central["samples"] ?? 0) > 10)
