@@ -1,3 +1,4 @@
+import DaemonConfiguration
 import Foundation
 import Logging
 import NIOCore
@@ -7,14 +8,10 @@ import PostgresNIO
 
 /// Where the central database is and how to reach it (`[central]`, docs/central.md).
 public struct CentralEndpoint: Sendable, Equatable {
-    public enum TLSMode: String, Sendable, Equatable, CaseIterable {
-        /// Plain TCP: loopback, or a network the site protects otherwise.
-        case disable
-        /// Encrypted, the server's certificate not checked (libpq's sslmode=require).
-        case require
-        /// Encrypted, the certificate checked against `caFile` (else the system's trust) and the name.
-        case verifyFull = "verify-full"
-    }
+    /// disable, require (encrypted, the certificate not checked: libpq's sslmode=require),
+    /// verify-full (checked against `caFile`, else the system's trust, and the name). One
+    /// definition with the configuration's.
+    public typealias TLSMode = CentralSettings.TLSMode
 
     public var host: String
     public var port: Int

@@ -6,6 +6,6 @@ extension CentralSettings {
     public func endpoint(password: String?) -> CentralEndpoint {
         CentralEndpoint(
             host: host, port: port, user: user, password: password, database: database,
-            tls: CentralEndpoint.TLSMode(rawValue: tls.rawValue) ?? .verifyFull, caFile: caFile, connectTimeout: connectTimeout)
+            tls: tls, caFile: caFile, connectTimeout: connectTimeout)
     }
 }
