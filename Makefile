@@ -52,9 +52,9 @@ hl7-venv:
 	@test -x $(HL7_VENV)/bin/python || python3 -m venv $(HL7_VENV)
 	@$(HL7_VENV)/bin/python -c 'import hl7, hl7apy' 2>/dev/null || $(HL7_VENV)/bin/pip install -q -r scripts/hl7/requirements.txt
 
-test: deps check-imports hl7-venv
+test: deps check-imports hl7-venv openapi-venv
 	$(SWIFT) build --build-tests
-	APHERESISD_HL7_PYTHON=$(HL7_VENV)/bin/python $(SWIFT) test --skip-build
+	APHERESISD_HL7_PYTHON=$(HL7_VENV)/bin/python APHERESISD_OPENAPI_PYTHON=$(OPENAPI_VENV)/bin/python $(SWIFT) test --skip-build
 
 clean:
 	rm -rf .build

@@ -193,7 +193,7 @@ let package = Package(
             name: "WebEdge",
             dependencies: [
                 "ProductWorkflow", "WorkflowSettings", "RecordStore", "ApheresisCore", "SeparatorProtocol", "Quantities",
-                "LiveState", "TextFormats",
+                "LiveState", "TextFormats", "ApheresisVersion",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -207,6 +207,7 @@ let package = Package(
                 .embedInCode("Dashboard/index.html"),
                 .embedInCode("Dashboard/dashboard.css"),
                 .embedInCode("Dashboard/dashboard.js"),
+                .embedInCode("OpenAPI/openapi.json"),
             ],
             swiftSettings: strictSwift6
         ),
@@ -322,7 +323,13 @@ let package = Package(
             swiftSettings: strictSwift6),
         .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"], swiftSettings: strictSwift6),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"], swiftSettings: strictSwift6),
-        .testTarget(name: "WebEdgeTests", dependencies: ["WebEdge", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strictSwift6),
+        .testTarget(
+            name: "WebEdgeTests",
+            dependencies: [
+                "WebEdge", "ProductWorkflow", "RecordStore", "WorkflowSettings", "LiveState", "ApheresisVersion",
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6),
         .testTarget(name: "LiveStateTests", dependencies: ["LiveState"], swiftSettings: strictSwift6),
         // The ingest contract in process: a real SQLite file, no child process.
         .testTarget(
@@ -389,7 +396,7 @@ let package = Package(
             dependencies: [
                 "SeparatorProtocol", "SimulatorKit", "DeviceLinks", "RecordStore", "ApheresisCore",
                 "ProductWorkflow", "WorkflowSettings", "DaemonConfiguration", "Labels", "Quantities", "PostgresTestCluster",
-                "PipelineTestSupport",
+                "PipelineTestSupport", "ApheresisVersion",
             ],
             resources: [],
             swiftSettings: strictSwift6

@@ -3,5 +3,5 @@
 /// To release, bump `string` here (and nowhere else); docs/daemon.md, "Version", says when.
 /// Numbering: 0.ISSUE.PATCH while the repository is built issue by issue.
 public enum ApheresisVersion {
-    public static let string = "0.15.0"
+    public static let string = "0.16.0"
 }

@@ -76,9 +76,15 @@ public enum CentralError: Error, CustomStringConvertible, Equatable {
     /// The central cursor changed under this replicator (another process replicates as this site).
     case cursorMoved(site: String, expected: Int64)
     case dinAllocationExhausted(facility: String, year: Int)
+    /// The central database confirmed log entries this store never wrote: the store was restored
+    /// from a backup (or copied) after it had replicated further. Its new entries would reuse
+    /// numbers and local ids the central copy already holds for other rows.
+    case centralAheadOfStore(site: String, central: Int64, logged: Int64)
 
     public var description: String {
         switch self {
+        case .centralAheadOfStore(let site, let central, let logged):
+            "the central database confirmed site \"\(site)\" up to log entry \(central), but this record store never logged past \(logged): it was restored from a backup or copied after it replicated further. Replicating now would overwrite central rows with different ones; nothing is replicated (docs/store.md, \"Backups\")"
         case .schemaNewer(let database, let known):
             "the central database's schema is version \(database), newer than this build knows (\(known)): upgrade apheresisd on this workstation"
         case .siteOwnedByAnotherStore(let site, let registered, let this):

@@ -131,6 +131,10 @@ public final class CentralReplicator: Sendable {
             logger.warning(
                 "the central database's cursor for site \(settings.site) is at entry \(cursor), behind the \(local.confirmedSeq) it confirmed before: it lost rows; sending all \(requeued) rows again")
         } else if cursor > local.confirmedSeq {
+            // Past every entry this store ever logged: not a stop between two commits, but a store
+            // restored from a backup (its log numbers start again below the central cursor).
+            let logged = try await store.replicationLogHighWater()
+            guard cursor <= logged else { throw CentralError.centralAheadOfStore(site: settings.site, central: cursor, logged: logged) }
             // Committed centrally, not yet confirmed here (stopped between the two): confirm now.
             try await store.confirmReplication(through: cursor, atUnixMilliseconds: wallMilliseconds())
         }

@@ -122,7 +122,12 @@ extension IngestPipeline {
             for (message, receivedAt) in replay {
                 _ = monitor.ingest(message, receivedAt: receivedAt)
                 if message.kind == .tick, let watches = outlets.watches {
-                    watches.record(RunWatch(monitor: monitor, deviceSerial: key.serial, runRef: run.id), addPoint: true)
+                    // The point keeps the stored receive time (wall clock) for the charts' time axis.
+                    let ago = now - receivedAt
+                    let agoMilliseconds = ago.components.seconds * 1000 + ago.components.attoseconds / 1_000_000_000_000_000
+                    watches.record(
+                        RunWatch(monitor: monitor, deviceSerial: key.serial, runRef: run.id), addPoint: true,
+                        receivedAtWallMilliseconds: wallNow - agoMilliseconds)
                 }
             }
             let active = try await store.activeAlarms(runRef: run.id)

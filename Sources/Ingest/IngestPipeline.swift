@@ -232,7 +232,8 @@ public actor IngestPipeline {
             let watch = monitor.map { RunWatch(monitor: $0, deviceSerial: key.serial, runRef: runRefs[key]) }
             if let watch {
                 let isSample = message.kind == .tick || message.kind == .runEnd
-                outlets.watches?.record(watch, addPoint: isSample, sampleReceivedAt: isSample ? now : nil)
+                outlets.watches?.record(
+                    watch, addPoint: isSample, sampleReceivedAt: isSample ? now : nil, receivedAtWallMilliseconds: isSample ? wall : nil)
             }
             publishMessage(message, quality: quality.map(\.storeLabel), alarms: changes, key: key, watch: watch, wall: wall)
             if let monitor, monitor.isOpen {

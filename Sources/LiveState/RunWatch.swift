@@ -77,6 +77,9 @@ public struct RunWatch: Sendable, Encodable {
     /// One point of the run's history, for the charts.
     public struct Point: Sendable, Encodable {
         var runTimeMinutes: Double
+        /// When the daemon received the sample (wall clock, ISO 8601 with milliseconds): the charts'
+        /// time axis. Null for a point of a run the watcher has no receive time for.
+        var receivedAt: String?
         var windowRatio: Double?
         var acInfusionRateMlPerMinPerL: Double?
         var citrateLoadRateMgPerKgPerMin: Double?
@@ -189,10 +192,20 @@ public final class RunWatchBoard: Sendable {
 
     static func key(_ serial: String, _ runID: String) -> String { serial + "\u{0}" + runID }
 
+    /// A wall-clock time in milliseconds as ISO 8601 UTC with milliseconds ("2026-11-25T04:40:12.345Z").
+    static func timestamp(_ wallMilliseconds: Int64) -> String {
+        Date(timeIntervalSince1970: Double(wallMilliseconds) / 1000)
+            .formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
     /// Records the run's newest watch; `addPoint` for a message that moved the run on (a TICK).
     /// `sampleReceivedAt`: the monotonic time a sample arrived from the separator now (nil for
     /// messages replayed from the store, which arrived before this daemon started).
-    public func record(_ watch: RunWatch, addPoint: Bool, sampleReceivedAt: Duration? = nil) {
+    /// `receivedAtWallMilliseconds`: the wall-clock time the sample was received (live or stored),
+    /// kept with the point for the charts' time axis.
+    public func record(
+        _ watch: RunWatch, addPoint: Bool, sampleReceivedAt: Duration? = nil, receivedAtWallMilliseconds: Int64? = nil
+    ) {
         let key = Self.key(watch.deviceSerial, watch.runId)
         entries.withLock { state in
             state.counter += 1
@@ -200,7 +213,8 @@ public final class RunWatchBoard: Sendable {
             entry.watch = watch
             entry.updated = state.counter
             if let sampleReceivedAt { entry.sampleReceivedAt = sampleReceivedAt }
-            if addPoint, let point = watch.point {
+            if addPoint, var point = watch.point {
+                point.receivedAt = receivedAtWallMilliseconds.map(Self.timestamp)
                 if let last = entry.series.last, last.runTimeMinutes >= point.runTimeMinutes {
                     // A resent or replayed sample: replace rather than draw the line backwards.
                     entry.series.removeAll { $0.runTimeMinutes >= point.runTimeMinutes }

@@ -45,6 +45,19 @@ extension RecordStore {
         return try await Self.offPool { try Self.freeBytes(directory: directory) }
     }
 
+    /// The store's files on disk: the database and its write-ahead log (bytes; 0 for a file that is
+    /// not there, as the WAL between checkpoints that truncate it). For metrics.
+    public func fileSizes() async throws -> (database: UInt64, wal: UInt64) {
+        let path = self.path
+        return try await Self.offPool {
+            func size(_ file: String) -> UInt64 {
+                var info = stat()
+                return stat(file, &info) == 0 ? UInt64(info.st_size) : 0
+            }
+            return (size(path), size(path + "-wal"))
+        }
+    }
+
     /// What a failed write of this store means (`storageFailure(_:)`), told apart further by looking at
     /// the store's volume: SQLite reports a write refused by a read-only volume (EROFS) as
     /// SQLITE_IOERR_WRITE or _FSYNC, never as SQLITE_READONLY, so an I/O error on a volume that is now

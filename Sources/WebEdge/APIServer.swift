@@ -73,6 +73,8 @@ public struct APIServer: Service {
     ) {
         // HEAD on every GET route: the same status and headers, no body (uptime probes use it).
         let router = Router(options: .autoGenerateHeadEndpoints)
+        // First: middleware wraps only the routes added after it, and every route is counted.
+        router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
         router.add(middleware: DashboardAuthenticationMiddleware())
         router.add(middleware: JSONWritesMiddleware())
         // On a public address the unit chose to be reached by other names (and was warned at start).
@@ -87,7 +89,8 @@ public struct APIServer: Service {
                 devices: live.devices(), activeAlarms: (try? await store.activeAlarms()) ?? [],
                 raisedByCode: (try? await store.alarmRaiseCounts()) ?? [:], storeFailure: live.storeFailure(),
                 storeFreeBytes: try? await store.freeBytes(), hl7Queues: (try? await store.hl7Status()) ?? [],
-                hl7Links: hl7.destinations, central: centralStatus, monotonicNow: DaemonClock.monotonic)
+                hl7Links: hl7.destinations, central: centralStatus, monotonicNow: DaemonClock.monotonic,
+                storeSizes: try? await store.fileSizes(), process: await ProcessFigures.read())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -100,6 +103,7 @@ public struct APIServer: Service {
         SessionRoutes(workflow: workflow, sessions: sessions, now: now).register(on: router)
         HL7Routes(store: workflow.store, board: hl7, monotonicNow: { DaemonClock.monotonic }, wallNow: now).register(on: router)
         CentralStatusRoute(board: central, store: workflow.store, monotonicNow: { DaemonClock.monotonic }).register(on: router)
+        OpenAPIRoute().register(on: router)
         APIRoutes(workflow: workflow, sessions: sessions).register(on: router)
         router.get("api") { _, _ in
             Reply.json(["versions": ["/api/v1"]])

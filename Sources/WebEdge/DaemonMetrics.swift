@@ -1,3 +1,5 @@
+import ApheresisCore
+import ApheresisVersion
 import LiveState
 import Prometheus
 import RecordStore
@@ -13,6 +15,8 @@ public final class DaemonMetrics: CommitObserver {
     private struct Seen {
         var counts: [String: Int] = [:]
         var alarmLabels: Set<[String]> = []
+        var alarmLevelLabels: Set<[String]> = []
+        var cpuSeconds: Double = 0
     }
 
     public init() {}
@@ -26,6 +30,24 @@ public final class DaemonMetrics: CommitObserver {
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
     ]
+
+    static let requestBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    /// One HTTP request answered (HTTPMetricsMiddleware): `route` is the matched route's pattern.
+    func observeRequest(method: String, route: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: Self.descriptor("apheresisd_http_requests_total", "HTTP requests answered, by method, route pattern and status."),
+            labels: [("method", method), ("route", route), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.descriptor(
+                "apheresisd_http_request_duration_seconds", "Time from an HTTP request's arrival until its handler answered (status and headers), by method and route pattern."),
+            labels: [("method", method), ("route", route)], buckets: Self.requestBuckets
+        ).record(duration)
+    }
 
     /// One store commit of a device's message, from the start of the transaction until it is durable.
     public func observeCommit(device: String, duration: Duration) {
@@ -43,8 +65,24 @@ public final class DaemonMetrics: CommitObserver {
     func render(
         devices: [DeviceStatus], activeAlarms: [AlarmRow], raisedByCode: [String: Int], storeFailure: StoreFailureStatus? = nil,
         storeFreeBytes: UInt64? = nil, hl7Queues: [HL7DestinationStatus] = [], hl7Links: [HL7LinkBoard.Destination] = [],
-        central: CentralReplicationStatus? = nil, monotonicNow: Duration = .zero
+        central: CentralReplicationStatus? = nil, monotonicNow: Duration = .zero,
+        storeSizes: (database: UInt64, wal: UInt64)? = nil, process: ProcessFigures? = nil
     ) -> String {
+        registry.makeGauge(
+            descriptor: Self.descriptor("apheresisd_build_info", "Always 1; the labels say which build of apheresisd answers."),
+            labels: [("version", ApheresisVersion.string)]
+        ).set(1.0)
+        if let process { record(process) }
+        if let storeSizes {
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_store_size_bytes", "The record store's files on disk, in bytes: the database and its write-ahead log."),
+                labels: [("file", "database")]
+            ).set(Double(storeSizes.database))
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_store_size_bytes", "The record store's files on disk, in bytes: the database and its write-ahead log."),
+                labels: [("file", "wal")]
+            ).set(Double(storeSizes.wal))
+        }
         if let central {
             let labels = [("site", central.site)]
             registry.makeGauge(
@@ -119,23 +157,65 @@ public final class DaemonMetrics: CommitObserver {
                 ).set(age)
             }
         }
-        // Active alarms by device, code and level; label sets seen before drop to 0, never vanish mid-series.
-        var active: [[String]: Int] = [:]
-        for a in activeAlarms { active[[a.deviceSerial, a.code, a.level], default: 0] += 1 }
-        let labelSets = seen.withLock { s in
-            s.alarmLabels.formUnion(active.keys)
-            return s.alarmLabels
+        // Alarms carry the separator's serial; metrics name a device by its configured name, as the
+        // link metrics do (a serial no configured link has reported stands for itself).
+        var nameBySerial: [String: String] = [:]
+        for d in devices { if let serial = d.serialNumber { nameBySerial[serial] = d.name } }
+        func deviceName(_ serial: String) -> String { nameBySerial[serial] ?? serial }
+        // Per device and level: present at 0 for every configured device, so that "no alarm" is a
+        // value, not a missing series (an alert on it cannot tell absence from calm otherwise).
+        var byLevel: [[String]: Int] = [:]
+        for d in devices { for level in AlarmLevel.allCases { byLevel[[d.name, level.rawValue]] = 0 } }
+        var byCode: [[String]: Int] = [:]
+        for a in activeAlarms {
+            byLevel[[deviceName(a.deviceSerial), a.level], default: 0] += 1
+            byCode[[deviceName(a.deviceSerial), a.code, a.level], default: 0] += 1
         }
-        for key in labelSets {
+        // Label sets seen before drop to 0, never vanish mid-series.
+        let (levelSets, codeSets) = seen.withLock { s in
+            s.alarmLevelLabels.formUnion(byLevel.keys)
+            s.alarmLabels.formUnion(byCode.keys)
+            return (s.alarmLevelLabels, s.alarmLabels)
+        }
+        for key in levelSets {
             registry.makeGauge(
-                descriptor: Self.descriptor("apheresisd_alarms_active", "Alarms raised and not cleared, by device, code and level."),
-                labels: [("device_serial", key[0]), ("code", key[1]), ("level", key[2])]
-            ).set(Double(active[key] ?? 0))
+                descriptor: Self.descriptor("apheresisd_alarms_active", "Alarms raised and not cleared, by device and level (0 when none)."),
+                labels: [("device", key[0]), ("level", key[1])]
+            ).set(Double(byLevel[key] ?? 0))
+        }
+        for key in codeSets {
+            registry.makeGauge(
+                descriptor: Self.descriptor("apheresisd_alarms_active_by_code", "Alarms raised and not cleared, by device, code and level."),
+                labels: [("device", key[0]), ("code", key[1]), ("level", key[2])]
+            ).set(Double(byCode[key] ?? 0))
         }
         for (code, total) in raisedByCode {
             count("apheresisd_alarms_raised_total", [("code", code)], total, "Alarms raised since the store began, by code.")
         }
         return registry.emitToString()
+    }
+
+    /// The standard `process_*` metrics (the names Prometheus' client libraries use).
+    private func record(_ p: ProcessFigures) {
+        let gauges: [(String, String, Double)] = [
+            ("process_resident_memory_bytes", "Resident memory size in bytes.", p.residentBytes),
+            ("process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtualBytes),
+            ("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", p.startTimeSeconds),
+            ("process_open_fds", "Number of open file descriptors.", p.openDescriptors),
+            ("process_threads", "Number of operating-system threads.", p.threads),
+        ]
+        for (name, help, value) in gauges { registry.makeGauge(descriptor: Self.descriptor(name, help)).set(value) }
+        if let max = p.maxDescriptors {
+            registry.makeGauge(descriptor: Self.descriptor("process_max_fds", "Maximum number of open file descriptors.")).set(max)
+        }
+        // The kernel's total, followed as a counter: incremented by what it grew since the last scrape.
+        let grown = seen.withLock { s -> Double in
+            let delta = max(0, p.cpuSeconds - s.cpuSeconds)
+            s.cpuSeconds = max(s.cpuSeconds, p.cpuSeconds)
+            return delta
+        }
+        let cpu = registry.makeCounter(descriptor: Self.descriptor("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
+        if grown > 0 { cpu.increment(by: grown) }
     }
 
     /// A counter that follows an absolute count: increments by what it grew since the last scrape.

@@ -29,6 +29,8 @@ struct EdgeResponder: HTTPResponder {
 
     let inner: RouterResponder<Context>
     let endpoints: RouterTrie<Endpoint>
+    /// Every route but the catch-all, for the test that each one is in the OpenAPI document.
+    let routes: [Endpoint]
     /// On a loopback address, another `Host` is refused here too, before anything below answers
     /// (405, 413, a refused parameter would otherwise tell a foreign page which paths exist).
     let localNamesOnly: Bool
@@ -47,6 +49,7 @@ struct EdgeResponder: HTTPResponder {
         for (path, (routerPath, set)) in methods {
             builder.addEntry(routerPath, value: Endpoint(path: path, methods: set))
         }
+        routes = methods.map { Endpoint(path: $0.key, methods: $0.value.1) }.sorted { $0.path < $1.path }
         endpoints = RouterTrie(base: builder)
         inner = router.buildResponder()
     }

@@ -210,16 +210,16 @@ struct UnitRoutes: Sendable {
     /// `?state=active` (default) or `?state=all`; `?run=ID` for one run's.
     func alarms(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
+        let state = query["state"].map(String.init) ?? "active"
+        // Checked with `run` too: a value the endpoint cannot take is refused, never ignored.
+        guard ["active", "all"].contains(state) else {
+            return Reply.failure(.badRequest, code: "invalid", "state: \"\(state)\" is not active or all")
+        }
         let rows: [AlarmRow]
         if let id = try QueryParameters.integer(request, "run", in: 1...Int64.max) {
             rows = try await store.alarms(runRef: id)
         } else {
-            switch query["state"].map(String.init) ?? "active" {
-            case "active": rows = try await store.activeAlarms()
-            case "all": rows = try await store.allAlarms(limit: 1000)
-            case let other:
-                return Reply.failure(.badRequest, code: "invalid", "state: \"\(other)\" is not active or all")
-            }
+            rows = state == "all" ? try await store.allAlarms(limit: 1000) : try await store.activeAlarms()
         }
         return Reply.json(try await alarmList(rows, withDaemonAlarms: query["run"] == nil && query["state"].map(String.init) != "cleared"))
     }

@@ -28,7 +28,7 @@ struct Apheresisctl: AsyncParsableCommand {
         version: ApheresisVersion.string,
         subcommands: [
             StatusCommand.self, WatchCommand.self, AlarmsCommand.self, AckCommand.self, UserCommand.self, RunsCommand.self, ExportCommand.self,
-            ProductCommand.self, AuditCommand.self, HL7Command.self, CentralCommand.self,
+            ProductCommand.self, AuditCommand.self, BackupCommand.self, HL7Command.self, CentralCommand.self,
         ]
     )
 }

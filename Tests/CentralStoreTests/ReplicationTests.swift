@@ -188,6 +188,42 @@ import Testing
         #expect(try Self.counts(scratch, cluster: cluster, site: "ws-a").central == central)
     }
 
+    /// A workstation's store restored from a backup taken before it replicated further must not
+    /// replicate: its new log entries would reuse numbers and local ids the central copy holds.
+    @Test func aStoreRestoredFromABackupOlderThanTheCentralCopyIsRefused() async throws {
+        let cluster = try PostgresTestCluster.start()
+        defer { cluster.destroy() }
+        let scratch = try Scratch()
+        let store = try await Self.storeWithRun(scratch, site: "ws-r", scenario: "normal-boy-10y")
+        let backup = try await store.backup(to: scratch.file("backup.sqlite"))
+        // After the backup: more rows, replicated.
+        _ = try await store.createUser(
+            name: "late", fullName: "Late", role: .lab, passwordHash: "$argon2id$test", createdBy: "lab.b", reason: nil,
+            atUnixMilliseconds: 1_796_540_500_000)
+        var running = Running(store: store, site: "ws-r", cluster: cluster)
+        try await running.caughtUp(store)
+        await running.stop()
+        try await store.close()
+
+        // The restore: the backup in the store's place (its key and anchor heads with it).
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratch.file("store.sqlite") + suffix) }
+        try FileManager.default.copyItem(atPath: backup.path, toPath: scratch.file("store.sqlite"))
+        let anchor = scratch.path + "/audit-anchor/store.sqlite.heads"
+        try FileManager.default.removeItem(atPath: anchor)
+        try FileManager.default.copyItem(atPath: backup.anchorPath, toPath: anchor)
+        let restored = try await Bench.open(scratch)
+        running = Running(store: restored, site: "ws-r", cluster: cluster)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while running.board.status?.state != .refused, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let status = running.board.status
+        #expect(status?.state == .refused, "\(String(describing: status))")
+        #expect(status?.lastError?.contains("restored from a backup") == true, "\(String(describing: status))")
+        await running.stop()
+        // Nothing in the central copy changed, and the user made after the backup is still there.
+        #expect(try cluster.psql("SELECT count(*) FROM users WHERE site = 'ws-r' AND name = 'late'") == "1")
+        try await restored.close()
+    }
+
     @Test func dinBlocksOfTwoWorkstationsNeverOverlapAndRespectNumbersIssuedBefore() async throws {
         let cluster = try PostgresTestCluster.start()
         defer { cluster.destroy() }

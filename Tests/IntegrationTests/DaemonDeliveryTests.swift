@@ -48,7 +48,7 @@ extension Integration {
             try await StoredRun.verify(daemon: daemon, simulator: sim, scenario: scenario, capture: capture)
         }
 
-        @Test("every scenario over TCP, stored once, samples as sent", arguments: Paths.scenarioFiles())
+        @Test("the wire-fault scenarios over TCP, stored once, samples as sent", arguments: Paths.transportScenarioFiles())
         func overTCP(scenario: String) async throws {
             let directory = try Paths.temporaryDirectory("daemon-tcp")
             defer { try? FileManager.default.removeItem(at: directory) }

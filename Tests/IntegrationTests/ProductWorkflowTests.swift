@@ -242,6 +242,35 @@ extension Integration {
             // The trail names who was refused and why, though the reply did not say which part was wrong.
             #expect(log.contains("reason: wrong password for lab1") && log.contains("reason: no user named nobody"), "\(log)")
             let head = try #require(r.stdout.split(separator: " ").last.map(String.init))
+
+            // A backup while the daemon runs, into a directory that keeps one; then the restore of
+            // docs/store.md: the copy as the store, its heads as the anchor file, the same key.
+            let backups = directory.appendingPathComponent("backups")
+            try FileManager.default.createDirectory(at: backups, withIntermediateDirectories: true)
+            let storeName = URL(fileURLWithPath: database).deletingPathExtension().lastPathComponent
+            let older = backups.appendingPathComponent("\(storeName)-20200101T000000Z.sqlite").path
+            let unrelated = backups.appendingPathComponent("notes.txt").path
+            for file in [older, older + ".heads", unrelated] { #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8))) }
+            r = try ctl(["backup", backups.path, "--keep", "1"])
+            #expect(r.status == 0 && r.stdout.contains("integrity ok") && r.stdout.contains("removed old backup \(older)"), "\(r)")
+            #expect(!FileManager.default.fileExists(atPath: older) && !FileManager.default.fileExists(atPath: older + ".heads"))
+            #expect(FileManager.default.fileExists(atPath: unrelated), "only the command's own names are pruned")
+            let copies = try FileManager.default.contentsOfDirectory(atPath: backups.path).filter { $0.hasSuffix(".sqlite") }
+            #expect(copies.count == 1, "\(copies)")
+            let copy = backups.appendingPathComponent(try #require(copies.first)).path
+            let restored = directory.appendingPathComponent("restored")
+            try FileManager.default.createDirectory(
+                at: restored.appendingPathComponent("audit-anchor"), withIntermediateDirectories: true)
+            let restoredStore = restored.appendingPathComponent(storeName + ".sqlite").path
+            try FileManager.default.copyItem(atPath: copy, toPath: restoredStore)
+            try FileManager.default.copyItem(
+                atPath: copy + ".heads", toPath: restored.appendingPathComponent("audit-anchor/\(storeName).sqlite.heads").path)
+            let key = URL(fileURLWithPath: database).deletingLastPathComponent().appendingPathComponent("audit-key/audit.key").path
+            r = try ctl(["audit", "verify", "--database", restoredStore, "--audit-key", key])
+            #expect(r.status == 0 && r.stdout.contains("audit trail intact"), "\(r)")
+            r = try ctl(["backup", copy])
+            #expect(r.status == 1 && r.stderr.contains("already exists"), "a backup never overwrites: \(r)")
+
             try await store.close()
             try daemon.stop()
             let sqlite = Process()

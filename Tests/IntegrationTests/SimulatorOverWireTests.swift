@@ -35,7 +35,7 @@ extension Integration {
             DeliveryChecks.verify(host.snapshot, last: last, context: "\(scenario) over pty")
         }
 
-        @Test("every scenario over TCP", arguments: Paths.scenarioFiles())
+        @Test("the wire-fault scenarios over TCP", arguments: Paths.transportScenarioFiles())
         func overTCP(scenario: String) throws {
             let directory = try Paths.temporaryDirectory("tcp")
             defer { try? FileManager.default.removeItem(at: directory) }

@@ -1,3 +1,4 @@
+import ApheresisVersion
 import Foundation
 import RecordStore
 import Testing
@@ -157,6 +158,18 @@ extension Integration {
             #expect((Self.value(metrics, #"apheresisd_messages_stored_total{device="optia-sim"}"#) ?? 0) > 10)
             #expect((Self.value(metrics, #"apheresisd_store_commit_duration_seconds_count{device="optia-sim"}"#) ?? 0) > 10)
             #expect(metrics.contains(#"code="AC_RATIO""#), "\(metrics.prefix(3000))")
+            // Which build answers, the process, the store's size, and the API's own requests by route pattern.
+            #expect(Self.value(metrics, #"apheresisd_build_info{version="\#(ApheresisVersion.string)"}"#) == 1, "\(metrics.prefix(3000))")
+            #expect((Self.value(metrics, "process_resident_memory_bytes") ?? 0) > 1_000_000)
+            #expect((Self.value(metrics, "process_cpu_seconds_total") ?? 0) > 0)
+            #expect((Self.value(metrics, "process_open_fds") ?? 0) > 3)
+            #expect((Self.value(metrics, #"apheresisd_store_size_bytes{file="database"}"#) ?? 0) > 4096)
+            #expect(
+                (Self.value(metrics, #"apheresisd_http_requests_total{method="GET",route="/api/v1/devices",status="200"}"#) ?? 0) >= 1,
+                "\(metrics.split(separator: "\n").filter { $0.hasPrefix("apheresisd_http_requests_total") })")
+            // Every device is named by its configured name, alarms included; none by a label of its own.
+            #expect(!metrics.contains("device_serial="), "\(metrics.prefix(3000))")
+            #expect(Self.value(metrics, #"apheresisd_alarms_active{device="optia-sim",level="warning"}"#) != nil, "\(metrics.prefix(3000))")
 
             // The CLI against the running daemon.
             let api = ["--api", base]

@@ -94,10 +94,14 @@ struct DashboardRouteTests {
         let pageParts =
             ["signin-user", "signin-password", "signin-submit", "signed-in-user", "signin-error"].map { #"id="\#($0)""# }
             + [#"<section class="card">"#, #"data-role="link-state""#, #"<body data-beeps="0">"#]
+            + ["loss-banner", "loss-text", "loss-silence", "sound-toggle", "alarm-banner", "alarm-history-body"].map { #"id="\#($0)""# }
+            + ["ratio", "ac-rate", "citrate", "collected"].map { #"data-chart="\#($0)""# }
+            + [#"class="runs-table stack-table""#]
         #expect(pageParts.filter { !page.contains($0) } == [], "index.html lacks these")
         let scriptParts =
             ["data-alarm-id", "data-alarm-code", "data-alarm-level", "data-state", "data-ack", "data-link-state"].map { "'\($0)'" }
             + ["dataset.shownAt", "dataset.beeps", "window.dashboardState", "new EventSource(`${API}/stream`)"]
+            + ["dataset.sounding", "dataset.loss", "dataset.lossTones", "'data-limit'", "'data-marker'", "'tick-label tick-x'", "'tick-label tick-y'", "'axis-title'"]
         #expect(scriptParts.filter { !script.contains($0) } == [], "dashboard.js lacks these")
     }
 }

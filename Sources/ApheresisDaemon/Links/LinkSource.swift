@@ -119,7 +119,9 @@ struct TCPLinkSource: LinkSource {
     func connect(group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         do {
             return try await ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // TCP_NODELAY is an IPPROTO_TCP option: at SOL_SOCKET its number (1) is SO_DEBUG, which
+                // needs CAP_NET_ADMIN and made every connect fail with EPERM for the service user.
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(.socketOption(.so_keepalive), value: 1)
                 .connectTimeout(Self.connectTimeout)
                 .connect(host: host, port: port) { channel in

@@ -103,8 +103,9 @@
 
   function formatMinutes(min) {
     if (!isNum(min)) return DASH;
-    if (min < 60) return `${Math.round(min)} min`;
-    return `${Math.floor(min / 60)} h ${String(Math.round(min % 60)).padStart(2, '0')} min`;
+    const m = Math.round(min);
+    if (m < 60) return `${m} min`;
+    return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
   }
 
   /** 1.2e9 -> "1.2 × 10⁹ cells" */
@@ -116,17 +117,36 @@
     return `${mant.toFixed(1)} × 10${sup} cells`;
   }
 
-  function formatClock(iso) {
-    const d = iso ? new Date(iso) : null;
-    if (!d || Number.isNaN(d.getTime())) return DASH;
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  /** One clock format everywhere (banners, history, tables, chart axes): local wall time, 24-hour,
+   *  zero-padded: HH:MM, or HH:MM:SS where seconds matter. Takes ISO 8601 text or milliseconds. */
+  function toDate(t) {
+    const d = typeof t === 'number' ? new Date(t) : t ? new Date(t) : null;
+    return d && !Number.isNaN(d.getTime()) ? d : null;
   }
 
-  function formatDateTime(iso) {
-    const d = iso ? new Date(iso) : null;
-    if (!d || Number.isNaN(d.getTime())) return DASH;
-    const pad = (n) => String(n).padStart(2, '0');
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const pad2 = (n) => String(n).padStart(2, '0');
+
+  function formatClock(t, withSeconds) {
+    const d = toDate(t);
+    if (!d) return DASH;
+    const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    return withSeconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
+  }
+
+  /** HH:MM:SS: alarm times, banners and the alarm history. */
+  function formatTime(t) { return formatClock(t, true); }
+
+  function formatDateTime(t) {
+    const d = toDate(t);
+    if (!d) return DASH;
+    return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${formatClock(d)}`;
+  }
+
+  /** Today's times as HH:MM:SS, earlier days with their date. */
+  function formatWhen(t) {
+    const d = toDate(t);
+    if (!d) return DASH;
+    return d.toDateString() === new Date().toDateString() ? formatTime(d) : `${formatDateTime(d)}:${pad2(d.getSeconds())}`;
   }
 
   /** Sets textContent only when it changed (keeps the DOM quiet at 60x simulator speed). */
@@ -233,12 +253,17 @@
     if (watch.presets && watch.presets.profile) run.profile = watch.presets.profile;
     if (withSeries && Array.isArray(watch.series)) {
       run.series = watch.series.map(pointFromSeries).filter((p) => isNum(p.t));
+      // A point without its receive time (a daemon that does not say it) is placed by its run time
+      // from the newest point that has one.
+      const anchor = [...run.series].reverse().find((p) => isNum(p.w));
+      const at = anchor || (isNum(run.sampleAt) && run.series.length ? { t: run.series[run.series.length - 1].t, w: run.sampleAt } : null);
+      if (at) for (const p of run.series) if (!isNum(p.w)) p.w = at.w - (at.t - p.t) * 60000;
     }
   }
 
   function pointFromSeries(p) {
     return {
-      t: p.run_time_minutes, ratio: p.window_ratio, ac: p.ac_infusion_rate_ml_per_min_per_l,
+      t: p.run_time_minutes, w: serverTime(p.received_at), ratio: p.window_ratio, ac: p.ac_infusion_rate_ml_per_min_per_l,
       citrate: p.citrate_load_rate_mg_per_kg_per_min, collected: p.collected_ml,
     };
   }
@@ -414,7 +439,7 @@
     setText(field(card, 'patient'), parts.join(' · '));
     const d = derivedOf(run);
     let runState = '';
-    if (run.ended) runState = `RUN ENDED${run.endedAt ? ' ' + formatClock(run.endedAt) : ''}: final values`;
+    if (run.ended) runState = `RUN ENDED${run.endedAt ? ' ' + formatTime(run.endedAt) : ''}: final values`;
     else if (d.rinsing_back) runState = 'RINSEBACK';
     else if (d.paused) runState = 'PAUSED';
     setText(field(card, 'run-state'), runState);
@@ -472,6 +497,33 @@
     if (isNum(d.collected_fraction_of_tbv)) colSub.push(`${fmt(d.collected_fraction_of_tbv * 100, 1)} % of TBV`);
     setText(field(card, 'collected-sub'), colSub.join(' · '));
     setAttr(metric('collected'), 'data-level', isNum(col) && isNum(p.collect_max_ml) && col > p.collect_max_ml ? 'alarm' : null);
+
+    // Blood processed: in mL, with blood volumes and the target.
+    const wb = d.whole_blood_processed_ml;
+    setText(field(card, 'blood'), fmt(wb, 0));
+    const bloodSub = [];
+    if (isNum(d.blood_volumes_processed)) bloodSub.push(`${fmt(d.blood_volumes_processed, 2)} TBV`);
+    if (isNum(p.whole_blood_target_ml)) bloodSub.push(`target ${fmt(p.whole_blood_target_ml, 0)} mL`);
+    else if (isNum(p.blood_volumes_target)) bloodSub.push(`target ${fmt(p.blood_volumes_target, 2)} TBV`);
+    setText(field(card, 'blood-sub'), bloodSub.join(' · '));
+
+    // State: of the run, as a word (never a colour alone).
+    const device = state.devices.get(card.dataset.device);
+    const f = freshness(card.dataset.device);
+    let st = 'RUNNING';
+    let level = null;
+    if (!run) st = 'NO RUN';
+    else if (run.ended) st = 'ENDED';
+    else if (f.stale) { st = 'NOT CURRENT'; level = 'alarm'; }
+    else if (d.rinsing_back) st = 'RINSEBACK';
+    else if (d.paused) { st = 'PAUSED'; level = 'warning'; }
+    setText(field(card, 'state'), st);
+    setAttr(metric('state'), 'data-level', level);
+    const rt = run ? (isNum(run.watch && run.watch.run_time_minutes) ? run.watch.run_time_minutes : run.runTime) : null;
+    const stateSub = [];
+    if (isNum(rt)) stateSub.push(`run time ${formatMinutes(rt)}`);
+    if (device) stateSub.push(`link ${device.linkState.toUpperCase()}`);
+    setText(field(card, 'state-sub'), stateSub.join(' · '));
   }
 
   function limitsText(warn, alarm, digits) {
@@ -582,7 +634,10 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Charts: small hand-drawn SVG, in the element's own pixel size so that text is not stretched.
+  // Charts: hand-drawn SVG in the element's own pixel size (text is never stretched). Each has a
+  // time axis in local wall-clock time (the daemon's receive time of each sample), a y axis with
+  // ticks and the unit in its title, the limit lines that apply with their values, and markers
+  // where alarms were raised and cleared.
 
   function svgEl(tag, attrs, text) {
     const node = document.createElementNS(SVG_NS, tag);
@@ -591,50 +646,144 @@
     return node;
   }
 
+  /** Time-axis steps (ms): the first that leaves room for the labels is used. */
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600].map((s) => s * 1000);
+
+  /** Ticks on local wall-clock boundaries (whole minutes, quarter hours, ...) between t0 and t1. */
+  function timeTicks(t0, t1, maxCount) {
+    const span = Math.max(t1 - t0, 1);
+    const step = TIME_STEPS.find((s) => span / s <= maxCount) || TIME_STEPS[TIME_STEPS.length - 1];
+    // Local midnight as the origin, so that ticks fall on the local clock's round values.
+    const day = new Date(t0);
+    day.setHours(0, 0, 0, 0);
+    const origin = day.getTime();
+    const ticks = [];
+    for (let t = origin + Math.ceil((t0 - origin) / step) * step; t <= t1; t += step) ticks.push(t);
+    return { ticks, withSeconds: step < 60000 };
+  }
+
+  /** Round steps (1, 2, 2.5, 5 × 10^k) for a value axis. */
+  function valueTicks(min, max, maxCount) {
+    const span = Math.max(max - min, 1e-9);
+    const raw = span / Math.max(1, maxCount);
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag;
+    const ticks = [];
+    for (let v = Math.ceil(min / step - 1e-9) * step; v <= max + 1e-9; v += step) ticks.push(Number(v.toPrecision(10)));
+    const digits = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step) - 1e-9));
+    return { ticks, digits };
+  }
+
   /**
-   * Draws zones (horizontal bands), limit lines and one data line over run time.
-   * spec: {yMin, yMax, xMax, zones: [{from, to, cls}], lines: [{y, cls, label}], points: [[t, v|null]]}
+   * spec: {t0, t1 (ms), yMin, yMax, unit (axis title), zones: [{from, to, cls}],
+   *        lines: [{y, cls, label, kind}], points: [[ms, v|null]], markers: [{t, cls, label, code, kind}]}
    */
   function drawChart(svg, spec) {
-    const w = Math.max(svg.clientWidth, 100);
-    const h = Math.max(svg.clientHeight, 60);
+    const w = Math.max(svg.clientWidth, 160);
+    const h = Math.max(svg.clientHeight, 100);
     svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
     svg.removeAttribute('preserveAspectRatio');
-    const pad = { l: 34, r: 8, t: 6, b: 16 };
-    const x = (t) => pad.l + (t / spec.xMax) * (w - pad.l - pad.r);
-    const y = (v) => pad.t + (1 - (v - spec.yMin) / (spec.yMax - spec.yMin)) * (h - pad.t - pad.b);
+    const pad = { l: 62, r: 10, t: 40, b: 26 };
+    const plotW = w - pad.l - pad.r;
+    const plotH = h - pad.t - pad.b;
+    const x = (t) => pad.l + ((t - spec.t0) / (spec.t1 - spec.t0)) * plotW;
+    const y = (v) => pad.t + (1 - (v - spec.yMin) / (spec.yMax - spec.yMin)) * plotH;
     const clampY = (v) => Math.max(pad.t, Math.min(h - pad.b, y(v)));
     const parts = [];
     for (const z of spec.zones) {
       const top = clampY(Math.min(z.to, spec.yMax));
       const bottom = clampY(Math.max(z.from, spec.yMin));
-      if (bottom > top) parts.push(svgEl('rect', { x: pad.l, y: top, width: w - pad.l - pad.r, height: bottom - top, class: z.cls }));
+      if (bottom > top) parts.push(svgEl('rect', { x: pad.l, y: top, width: plotW, height: bottom - top, class: z.cls }));
     }
+    // Value axis: grid lines and tick labels, the unit as the axis title.
+    const vt = valueTicks(spec.yMin, spec.yMax, Math.max(2, Math.floor(plotH / 32)));
+    for (const v of vt.ticks) {
+      parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: y(v), y2: y(v), class: 'line-grid' }));
+      parts.push(svgEl('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'tick-label tick-y' }, v.toFixed(vt.digits)));
+    }
+    parts.push(svgEl('text', {
+      x: 14, y: pad.t + plotH / 2, 'text-anchor': 'middle', class: 'axis-title',
+      transform: `rotate(-90 14 ${pad.t + plotH / 2})`,
+    }, spec.unit));
+    // Time axis: local wall clock.
+    const tt = timeTicks(spec.t0, spec.t1, Math.max(2, Math.floor(plotW / 86)));
+    for (const t of tt.ticks) {
+      parts.push(svgEl('line', { x1: x(t), x2: x(t), y1: pad.t, y2: h - pad.b + 4, class: 'line-grid' }));
+      // A label that would not fit inside the chart is left out (its grid line stays).
+      if (x(t) + (tt.withSeconds ? 30 : 20) > w) continue;
+      parts.push(svgEl('text', { x: x(t), y: h - 7, 'text-anchor': 'middle', class: 'tick-label tick-x', 'data-t': t },
+        formatClock(t, tt.withSeconds)));
+    }
+    parts.push(svgEl('rect', { x: pad.l, y: pad.t, width: plotW, height: plotH, class: 'plot-frame' }));
+    // Limit lines, each labelled with what it is and its value.
+    const labelled = [];
     for (const l of spec.lines) {
       if (!isNum(l.y) || l.y < spec.yMin || l.y > spec.yMax) continue;
-      parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: y(l.y), y2: y(l.y), class: l.cls }));
-      if (l.label) parts.push(svgEl('text', { x: pad.l - 4, y: y(l.y) + 4, 'text-anchor': 'end', class: 'chart-label' }, l.label));
+      parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: y(l.y), y2: y(l.y), class: l.cls, 'data-limit': l.kind, 'data-value': l.y }));
+      if (!l.label) continue;
+      // Labels that would overlap move apart.
+      let ly = y(l.y) - 4;
+      while (labelled.some((o) => Math.abs(o - ly) < 14)) ly += 14;
+      labelled.push(ly);
+      parts.push(svgEl('text', { x: w - pad.r - 4, y: ly, 'text-anchor': 'end', class: `limit-label ${l.cls}-label`, 'data-limit': l.kind }, l.label));
     }
-    // The data line, broken where a value is missing.
+    // Alarm markers: a vertical line at the time, its label at the top (two rows, so that
+    // markers close together keep their labels).
+    const rowEnds = [-Infinity, -Infinity];
+    for (const m of spec.markers) {
+      if (!isNum(m.t) || m.t < spec.t0 || m.t > spec.t1) continue;
+      const mx = x(m.t);
+      parts.push(svgEl('line', {
+        x1: mx, x2: mx, y1: pad.t - 6, y2: h - pad.b, class: `marker ${m.cls}`,
+        'data-marker': m.kind, 'data-alarm-code': m.code, 'data-t': m.t,
+      }));
+      parts.push(svgEl('path', { d: `M${mx - 5},${pad.t - 12} L${mx + 5},${pad.t - 12} L${mx},${pad.t - 4} Z`, class: `marker-head ${m.cls}` }));
+      const width = m.label.length * 8.6 + 10;
+      const right = mx + width > w;
+      const from = right ? mx - width : mx;
+      const row = rowEnds.findIndex((end) => from > end + 6);
+      if (row >= 0) {
+        parts.push(svgEl('text', {
+          x: right ? mx - 7 : mx + 7, y: row === 0 ? pad.t - 6 : pad.t - 22, 'text-anchor': right ? 'end' : 'start', class: `marker-label ${m.cls}`,
+        }, m.label));
+        rowEnds[row] = from + width;
+      }
+    }
+    // The data line, broken where a value is missing or the samples have a gap.
     let d = '';
     let pen = false;
+    let prevT = null;
+    let last = null;
+    const gap = spec.gapMs || Infinity;
     for (const [t, v] of spec.points) {
-      if (!isNum(t) || !isNum(v)) { pen = false; continue; }
+      if (!isNum(t) || !isNum(v) || t < spec.t0) { pen = false; continue; }
+      if (prevT !== null && t - prevT > gap) pen = false;
       d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)},${clampY(v).toFixed(1)}`;
       pen = true;
+      prevT = t;
+      last = [t, v];
     }
-    if (d) parts.push(svgEl('path', { d, class: 'line-data' }));
-    else parts.push(svgEl('text', { x: w / 2, y: h / 2, 'text-anchor': 'middle', class: 'chart-empty' }, 'no data yet'));
-    parts.push(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: h - pad.b, y2: h - pad.b, class: 'line-grid' }));
-    parts.push(svgEl('text', { x: pad.l, y: h - 3, class: 'chart-label' }, '0'));
-    parts.push(svgEl('text', { x: w - pad.r, y: h - 3, 'text-anchor': 'end', class: 'chart-label' }, `${Math.round(spec.xMax)} min`));
+    if (d) {
+      parts.push(svgEl('path', { d, class: 'line-data' }));
+      parts.push(svgEl('circle', { cx: x(last[0]), cy: clampY(last[1]), r: 4, class: 'point-last' }));
+    } else {
+      parts.push(svgEl('text', { x: pad.l + plotW / 2, y: pad.t + plotH / 2, 'text-anchor': 'middle', class: 'chart-empty' }, 'no data yet'));
+    }
     svg.replaceChildren(...parts);
+    svg.dataset.drawn = String(Date.now());
   }
 
-  /** Enough room to the right for the run to go on; at least 10 minutes. */
-  function chartXMax(run) {
-    const last = run.series.length ? run.series[run.series.length - 1].t : run.runTime;
-    return Math.max(10, Math.ceil(((isNum(last) ? last : 0) * 1.1) / 5) * 5);
+  /** The card's time window: from the run's first point (or start) to now, at least a minute. */
+  function chartWindow(run) {
+    const now = Date.now();
+    const first = run.series.find((p) => isNum(p.w));
+    const opened = serverTime(run.openedAt);
+    let t0 = first ? first.w : isNum(opened) ? opened : now - 60000;
+    const lastW = run.series.length ? run.series[run.series.length - 1].w : null;
+    // A run that ended stops at its last point; an open one runs on to now, so silence shows.
+    let t1 = run.ended && isNum(lastW) ? lastW : Math.max(now, isNum(lastW) ? lastW : now);
+    if (t1 - t0 < 60000) t1 = t0 + 60000;
+    return { t0, t1 };
   }
 
   function extent(values) {
@@ -642,28 +791,57 @@
     return nums.length ? [Math.min(...nums), Math.max(...nums)] : null;
   }
 
-  function renderCharts(card, run) {
-    const ratioSvg = card.querySelector('[data-chart="ratio"]');
-    const acSvg = card.querySelector('[data-chart="ac-rate"]');
-    const citSvg = card.querySelector('[data-chart="citrate"]');
-    if (!run) {
-      for (const svg of [ratioSvg, acSvg, citSvg]) drawChart(svg, { yMin: 0, yMax: 1, xMax: 10, zones: [], lines: [], points: [] });
-      return;
+  /** Which chart an alarm's marker belongs on; the rest (link, data, device) go on the ratio chart. */
+  const CHART_OF_CODE = { AC_RATIO: 'ratio', AC_RATIO_AGREEMENT: 'ratio', AC_INF_RATE: 'ac-rate', CITRATE_LOAD: 'citrate', COLLECT_VOL: 'collected' };
+
+  /** Markers of a card's alarms (open ones and those in the history) for one chart. */
+  function alarmMarkers(name, chart) {
+    const markers = [];
+    const seen = new Set();
+    const records = [...state.alarms.values(), ...alarmHistory.values()];
+    for (const a of records) {
+      if (a.device !== name || (CHART_OF_CODE[a.code] || 'ratio') !== chart) continue;
+      const key = a.id !== null ? `id:${a.id}` : a;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const lvl = a.level === 'alarm' ? 'alarm' : 'warning';
+      markers.push({ t: a.raisedAt, cls: `marker-${lvl}`, kind: 'raised', code: a.code, label: `${a.code} ${formatTime(a.raisedAt)}` });
+      if (isNum(a.escalatedAt) && a.escalatedAt > a.raisedAt) {
+        markers.push({ t: a.escalatedAt, cls: 'marker-alarm', kind: 'escalated', code: a.code, label: `${a.code} ALARM ${formatTime(a.escalatedAt)}` });
+      }
+      if (isNum(a.clearedAt)) {
+        markers.push({ t: a.clearedAt, cls: 'marker-cleared', kind: 'cleared', code: a.code, label: `${a.code} cleared ${formatTime(a.clearedAt)}` });
+      }
     }
+    return markers.sort((p, q) => p.t - q.t);
+  }
+
+  function renderCharts(card, run) {
+    const svgs = ['ratio', 'ac-rate', 'citrate', 'collected'].map((c) => card.querySelector(`[data-chart="${c}"]`));
+    if (!run) return;
+    const name = card.dataset.device;
     const p = presetsOf(run);
-    const xMax = chartXMax(run);
+    const { t0, t1 } = chartWindow(run);
     const series = run.series;
+    // A gap of more than 3 sample intervals (the median of the newest ones) breaks the line.
+    const steps = [];
+    for (let i = Math.max(1, series.length - 30); i < series.length; i++) {
+      if (isNum(series[i].w) && isNum(series[i - 1].w)) steps.push(series[i].w - series[i - 1].w);
+    }
+    steps.sort((p, q) => p - q);
+    const typical = steps.length ? steps[Math.floor(steps.length / 2)] : 5000;
+    const gapMs = Math.max(1000, 3 * typical);
+    const base = { t0, t1, gapMs };
 
     // Ratio: set point, warn band and alarm band around it; the recomputed window ratio as a line.
     const set = p.ratio_set;
     const warnDev = p.ratio_warn_deviation;
     const alarmDev = p.ratio_alarm_deviation;
-    const ratios = series.map((s) => s.ratio);
-    const ext = extent(ratios);
+    const ext = extent(series.map((s) => s.ratio));
     let yMin; let yMax;
     if (isNum(set) && isNum(alarmDev)) {
-      yMin = set - alarmDev * 1.75;
-      yMax = set + alarmDev * 1.75;
+      yMin = set - alarmDev * 1.6;
+      yMax = set + alarmDev * 1.6;
       if (ext) { yMin = Math.min(yMin, ext[0] - 0.5); yMax = Math.max(yMax, ext[1] + 0.5); }
     } else if (ext) {
       yMin = ext[0] - 1; yMax = ext[1] + 1;
@@ -676,32 +854,50 @@
       zones.push({ from: yMin, to: yMax, cls: 'zone-alarm' });
       zones.push({ from: set - alarmDev, to: set + alarmDev, cls: 'zone-warn' });
       zones.push({ from: set - warnDev, to: set + warnDev, cls: 'zone-ok' });
-      lines.push({ y: set + alarmDev, cls: 'line-alarm', label: fmt(set + alarmDev, 1) });
-      lines.push({ y: set - alarmDev, cls: 'line-alarm', label: fmt(set - alarmDev, 1) });
-      lines.push({ y: set + warnDev, cls: 'line-warn' });
-      lines.push({ y: set - warnDev, cls: 'line-warn' });
+      lines.push({ y: set + alarmDev, cls: 'line-alarm', kind: 'alarm', label: `alarm ${fmt(set + alarmDev, 1)}` });
+      lines.push({ y: set - alarmDev, cls: 'line-alarm', kind: 'alarm', label: `alarm ${fmt(set - alarmDev, 1)}` });
+      lines.push({ y: set + warnDev, cls: 'line-warn', kind: 'warn', label: `warn ${fmt(set + warnDev, 1)}` });
+      lines.push({ y: set - warnDev, cls: 'line-warn', kind: 'warn', label: `warn ${fmt(set - warnDev, 1)}` });
     }
-    if (isNum(set)) lines.push({ y: set, cls: 'line-set', label: fmt(set, 0) });
-    drawChart(ratioSvg, { yMin, yMax, xMax, zones, lines, points: series.map((s) => [s.t, s.ratio]) });
+    if (isNum(set)) lines.push({ y: set, cls: 'line-set', kind: 'set', label: `set ${fmt(set, 1)}${p.ratio_set_assumed ? ' (assumed)' : ''}` });
+    drawChart(svgs[0], {
+      ...base, yMin, yMax, unit: 'ratio (x:1)', zones, lines, points: series.map((s) => [s.w, s.ratio]),
+      markers: alarmMarkers(name, 'ratio'),
+    });
 
-    drawUpperLimitChart(acSvg, series.map((s) => [s.t, s.ac]), p.ac_infusion_rate_warn_ml_per_min_per_l,
-      p.ac_infusion_rate_alarm_ml_per_min_per_l, xMax);
-    drawUpperLimitChart(citSvg, series.map((s) => [s.t, s.citrate]), p.citrate_load_warn_mg_per_kg_per_min,
-      p.citrate_load_alarm_mg_per_kg_per_min, xMax);
+    drawUpperLimitChart(svgs[1], {
+      ...base, unit: 'mL/min/L', points: series.map((s) => [s.w, s.ac]), markers: alarmMarkers(name, 'ac-rate'),
+    }, p.ac_infusion_rate_warn_ml_per_min_per_l, p.ac_infusion_rate_alarm_ml_per_min_per_l, 2);
+    drawUpperLimitChart(svgs[2], {
+      ...base, unit: 'mg/kg/min', points: series.map((s) => [s.w, s.citrate]), markers: alarmMarkers(name, 'citrate'),
+    }, p.citrate_load_warn_mg_per_kg_per_min, p.citrate_load_alarm_mg_per_kg_per_min, 1);
+    // Collected volume: the target is its warning line, the maximum its alarm line (limits.md).
+    drawUpperLimitChart(svgs[3], {
+      ...base, unit: 'mL', points: series.map((s) => [s.w, s.collected]), markers: alarmMarkers(name, 'collected'),
+    }, p.collect_target_ml, p.collect_max_ml, 0, ['target', 'max']);
   }
 
-  /** A rate with an upper warn and alarm limit: green below warn, amber to alarm, red above. */
-  function drawUpperLimitChart(svg, points, warn, alarm, xMax) {
-    const ext = extent(points.map((pt) => pt[1]));
-    const top = Math.max(isNum(alarm) ? alarm * 1.3 : 0, ext ? ext[1] * 1.1 : 0, 0.1);
+  /** A quantity with an upper warn and alarm line: green below warn, amber to alarm, red above. The
+   *  axis reaches past the alarm line only if the values do (a far line is shown by its label). */
+  function drawUpperLimitChart(svg, spec, warn, alarm, digits, names = ['warn', 'alarm']) {
+    const ext = extent(spec.points.map((pt) => pt[1]));
+    const dataTop = ext ? ext[1] : 0;
+    const limitTop = isNum(alarm) ? alarm : isNum(warn) ? warn : 0;
+    let top = Math.max(limitTop * 1.15, dataTop * 1.15, 0.1);
+    // A collected-volume maximum far above the data would flatten the line: then show up to the target.
+    if (isNum(warn) && isNum(alarm) && alarm > 3 * Math.max(dataTop, 1e-9) && warn < alarm) top = Math.max(warn * 1.15, dataTop * 1.15, 0.1);
     const zones = [];
     const lines = [];
     if (isNum(warn)) zones.push({ from: 0, to: warn, cls: 'zone-ok' });
     if (isNum(warn) && isNum(alarm)) zones.push({ from: warn, to: alarm, cls: 'zone-warn' });
-    if (isNum(alarm)) zones.push({ from: alarm, to: top, cls: 'zone-alarm' });
-    if (isNum(warn)) lines.push({ y: warn, cls: 'line-warn', label: fmt(warn, 1) });
-    if (isNum(alarm)) lines.push({ y: alarm, cls: 'line-alarm', label: fmt(alarm, 1) });
-    drawChart(svg, { yMin: 0, yMax: top, xMax, zones, lines, points });
+    if (isNum(alarm)) zones.push({ from: alarm, to: Math.max(top, alarm), cls: 'zone-alarm' });
+    if (isNum(warn)) lines.push({ y: warn, cls: 'line-warn', kind: 'warn', label: `${names[0]} ${fmt(warn, digits)}` });
+    if (isNum(alarm)) lines.push({ y: alarm, cls: 'line-alarm', kind: 'alarm', label: `${names[1]} ${fmt(alarm, digits)}` });
+    drawChart(svg, { ...spec, yMin: 0, yMax: top, zones, lines });
+    // A limit line above the drawn range is still named, at the top edge.
+    const off = [[alarm, names[1]], [warn, names[0]]].filter(([v]) => isNum(v) && v > top);
+    const note = svg.closest('figure').querySelector('[data-role="offscale"]');
+    setText(note, off.length ? `(${off.map(([v, n]) => `${n} ${fmt(v, digits)}`).join(', ')}: above the scale)` : '');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -772,6 +968,7 @@
     a.state = pageState(row.state, row.acknowledged_by);
     a.value = row.value;
     a.valueNow = isNum(row.value_now) ? row.value_now : null;
+    if (isNum(a.valueNow)) a.lastSeen = a.valueNow;
     if (isNum(row.run_ref)) a.runRef = row.run_ref;
     if (typeof row.run_id === 'string') a.runId = row.run_id;
     a.limit = row.limit;
@@ -790,7 +987,7 @@
       id: null, serial: null, device: null, code: null, level: 'warning', state: 'active', value: null, valueNow: null, limit: null,
       runId: null, runRef: null,
       unit: null, message: null, raisedAt: Date.now(), runTime: null, acknowledgedBy: null, acknowledgedAt: null,
-      clearedAt: null, idKnownAt: null, el: null,
+      clearedAt: null, idKnownAt: null, el: null, lastSeen: null, escalatedAt: null, clearReason: null,
       // seq: the page's count of the last alarm event applied to it; asOf: the daemon's time of the
       // newest thing it reflects. Together they tell an outdated row or duplicate event (rowIsOutdated).
       seq: 0, asOf: null,
@@ -856,7 +1053,7 @@
     button.hidden = a.state !== 'active' || a.id === null;
     setAttr(button, 'data-ack', a.id !== null ? a.id : null);
     setText(e.querySelector('[data-field="acked"]'),
-      a.state === 'acknowledged' ? `Acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}${a.acknowledgedAt ? ' at ' + formatClock(a.acknowledgedAt) : ''}` : '');
+      a.state === 'acknowledged' ? `Acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}${a.acknowledgedAt ? ' at ' + formatTime(a.acknowledgedAt) : ''}` : '');
     renderCardAlarmLevel(a.device);
     scheduleBanner();
   }
@@ -881,7 +1078,7 @@
     if (!row) return;
     const since = serverTime(row.since || row.raised_at);
     setText(banner, `ALARM ${row.code || 'STORE_WRITE_FAILED'}: ${row.message}` +
-      (isNum(since) ? ` (since ${formatClock(row.since || row.raised_at)})` : ''));
+      (isNum(since) ? ` (since ${formatTime(row.since || row.raised_at)})` : ''));
     if (wasHidden) beep('alarm', 'the record store refuses writes');
   }
 
@@ -904,9 +1101,9 @@
 
   function renderAlarmTimes(a) {
     if (!a.el) return;
-    let since = `raised ${formatDuration((Date.now() - a.raisedAt) / 1000)} ago`;
-    if (isNum(a.runTime)) since += ` (run time ${fmt(a.runTime, 1)} min)`;
-    if (a.state === 'cleared' && a.clearedAt) since = `cleared ${formatDuration((Date.now() - a.clearedAt) / 1000)} ago`;
+    let since = `raised ${formatTime(a.raisedAt)} (${formatDuration((Date.now() - a.raisedAt) / 1000)} ago`;
+    since += isNum(a.runTime) ? `, run time ${fmt(a.runTime, 1)} min)` : ')';
+    if (a.state === 'cleared' && a.clearedAt) since = `cleared ${formatTime(a.clearedAt)} (${formatDuration((Date.now() - a.clearedAt) / 1000)} ago)`;
     setText(a.el.querySelector('[data-field="since"]'), since);
   }
 
@@ -922,6 +1119,7 @@
     a.state = 'cleared';
     a.clearedAt = a.clearedAt || Date.now();
     renderAlarm(a);
+    addToHistory(a);
     // Gone from view after a while; a new snapshot removes it at once.
     setTimeout(() => { if (a.state === 'cleared') removeAlarm(a); }, CLEARED_VISIBLE_MS);
   }
@@ -946,19 +1144,156 @@
     queueMicrotask(() => { bannerScheduled = false; renderBanner(); });
   }
 
-  /** Unacknowledged alarms flash across the top of the page, worst first. */
+  /** Names of the alarm codes as a nurse says them (the code stays beside it). */
+  const ALARM_NAMES = {
+    AC_RATIO: 'ACD-A ratio', AC_RATIO_AGREEMENT: 'Device ratio disagrees', AC_INF_RATE: 'AC infusion rate',
+    CITRATE_LOAD: 'Citrate load', COLLECT_VOL: 'Collected volume', ECV: 'Extracorporeal volume',
+    WB_PROCESSED: 'Blood processed', TBV_PROCESSED: 'Blood volumes processed', RUN_TIME: 'Run time',
+    STALE_TELEMETRY: 'No telemetry', LINK_DOWN: 'Separator link down', DATA_DECREASING: 'Data: value decreasing',
+    DATA_RANGE: 'Data: value out of range', DATA_CLOCK_JUMP: 'Data: clock jump', DATA_RUN_START_MISSING: 'Data: run start missing',
+    DATA_GAP: 'Data: telemetry gap', STORE_WRITE_FAILED: 'Record store refuses writes',
+  };
+
+  function alarmName(code) {
+    if (!code) return 'Alarm';
+    if (ALARM_NAMES[code]) return ALARM_NAMES[code];
+    if (code.startsWith('DEVICE_')) return `Separator alarm ${code.slice(7)}`;
+    return code;
+  }
+
+  /** Every open alarm across the top of the page, worst and unacknowledged first: its name, the
+   *  value now (live), the limit, when it was raised and whether it is acknowledged. The banner
+   *  flashes while any of them waits for an acknowledgement. */
   function renderBanner() {
     const banner = $('alarm-banner');
-    const open = [...state.alarms.values()].filter((a) => a.state === 'active');
-    open.sort((a, b) => (a.level === b.level ? a.raisedAt - b.raisedAt : a.level === 'alarm' ? -1 : 1));
+    const open = [...state.alarms.values()].filter((a) => a.state !== 'cleared');
+    const rank = (a) => (a.state === 'active' ? 0 : 2) + (a.level === 'alarm' ? 0 : 1);
+    open.sort((a, b) => rank(a) - rank(b) || a.raisedAt - b.raisedAt);
+    const waiting = open.filter((a) => a.state === 'active');
     banner.hidden = open.length === 0;
     setAttr(banner, 'data-level', open.some((a) => a.level === 'alarm') ? 'alarm' : open.length ? 'warning' : '');
-    setAttr(banner, 'data-flash', open.length ? 'true' : 'false');
-    banner.replaceChildren(...open.map((a) => {
-      const value = alarmValueText(a);
-      return el('span', 'banner-item', `${a.level === 'alarm' ? 'ALARM' : 'WARNING'} ${a.device}: ${a.code}${value ? ' ' + value : ''}`);
-    }));
-    document.title = open.length ? `(${open.length}) ALARM: apheresisd` : 'apheresisd: separators';
+    setAttr(banner, 'data-flash', waiting.length ? 'true' : 'false');
+    const key = (a) => (a.id !== null ? `id:${a.id}` : `p:${a.serial}:${a.code}`);
+    const existing = new Map([...banner.children].map((n) => [n.dataset.key, n]));
+    const items = open.map((a) => {
+      let item = existing.get(key(a));
+      if (!item) {
+        item = el('div', 'banner-item');
+        item.dataset.key = key(a);
+        item.append(
+          el('span', 'banner-level'), el('span', 'banner-name'), el('span', 'banner-now'),
+          el('span', 'banner-limit'), el('span', 'banner-since'), el('span', 'banner-ack'));
+      }
+      const [level, nameEl, nowEl, limitEl, sinceEl, ackEl] = item.children;
+      // Not data-alarm-*: those name the alarm elements in the cards (with their buttons).
+      setAttr(item, 'data-banner-id', a.id);
+      setAttr(item, 'data-banner-code', a.code);
+      setAttr(item, 'data-level', a.level);
+      setAttr(item, 'data-state', a.state);
+      setText(level, a.level === 'alarm' ? 'ALARM' : 'WARNING');
+      setText(nameEl, `${a.device}: ${alarmName(a.code)}${alarmName(a.code) !== a.code ? ` (${a.code})` : ''}`);
+      const now = isNum(a.valueNow) ? a.valueNow : null;
+      setText(nowEl, now !== null ? `now ${valueWithUnit(now, a.unit)}` : isNum(a.value) ? `${valueWithUnit(a.value, a.unit)} at raise` : '');
+      setAttr(nowEl, 'data-value', now);
+      setText(limitEl, isNum(a.limit) ? `limit ${valueWithUnit(a.limit, a.unit)}` : '');
+      setText(sinceEl, `since ${formatTime(a.raisedAt)}`);
+      setText(ackEl, a.state === 'active' ? 'NOT ACKNOWLEDGED'
+        : `acknowledged${a.acknowledgedBy ? ' by ' + a.acknowledgedBy : ''}${a.acknowledgedAt ? ' ' + formatTime(a.acknowledgedAt) : ''}`);
+      return item;
+    });
+    const current = [...banner.children];
+    if (items.length !== current.length || items.some((n, i) => n !== current[i])) banner.replaceChildren(...items);
+    document.title = waiting.length ? `(${waiting.length}) ALARM: apheresisd` : open.length ? `(${open.length}) apheresisd` : 'apheresisd: separators';
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Alarm history: cleared alarms, loaded from the store (GET /alarms?state=all) when the page
+  // loads and after each clear, so that a reload keeps them.
+
+  /** alarm key -> history entry (as an alarm record, state cleared) */
+  const alarmHistory = new Map();
+  const HISTORY_LIMIT = 200;
+  let historyTimer = null;
+
+  function historyKey(a) { return a.id !== null ? `id:${a.id}` : `p:${a.serial}:${a.code}:${a.raisedAt}`; }
+
+  /** A clear seen on the stream: into the history at once, the store's row (reason) follows. */
+  function addToHistory(a) {
+    const entry = { ...a, el: null, state: 'cleared' };
+    if (a.id !== null) alarmHistory.delete(`p:${a.serial}:${a.code}:${a.raisedAt}`);
+    alarmHistory.set(historyKey(entry), entry);
+    renderAlarmHistory();
+    clearTimeout(historyTimer);
+    historyTimer = setTimeout(loadAlarmHistory, 800);
+  }
+
+  async function loadAlarmHistory() {
+    const reply = await request('GET', '/alarms?state=all');
+    if (!reply.ok) { setText($('alarm-history-status'), `Could not load: ${reply.message}`); return; }
+    for (const row of reply.data) {
+      if (row.scope === 'daemon' || row.state !== 'cleared') continue;
+      const previous = alarmHistory.get(`id:${row.id}`) || findHistoryProvisional(row);
+      const entry = newAlarm({
+        id: row.id, serial: row.device_serial, device: deviceNameForSerial(row.device_serial), code: row.code,
+        level: row.level, state: 'cleared', value: row.value, limit: row.limit, unit: row.unit, message: row.message,
+        runId: row.run_id, runRef: row.run_ref, raisedAt: serverTime(row.raised_at), runTime: row.raised_run_time_minutes,
+        acknowledgedBy: row.acknowledged_by, acknowledgedAt: row.acknowledged_at,
+        clearedAt: serverTime(row.cleared_at), clearReason: row.clear_reason,
+      });
+      if (previous) {
+        // What this page saw live is more precise than the store's whole seconds.
+        entry.lastSeen = previous.lastSeen;
+        entry.escalatedAt = previous.escalatedAt;
+        if (isNum(previous.raisedAt)) entry.raisedAt = previous.raisedAt;
+        if (isNum(previous.clearedAt)) entry.clearedAt = previous.clearedAt;
+        alarmHistory.delete(historyKey(previous));
+      }
+      alarmHistory.set(`id:${row.id}`, entry);
+    }
+    const entries = [...alarmHistory.entries()].sort((x, y) => (y[1].clearedAt || 0) - (x[1].clearedAt || 0));
+    for (const [k] of entries.slice(HISTORY_LIMIT)) alarmHistory.delete(k);
+    setText($('alarm-history-status'), `Updated ${formatTime(Date.now())}`);
+    renderAlarmHistory();
+    for (const name of cards.keys()) scheduleRender(name);
+  }
+
+  function findHistoryProvisional(row) {
+    for (const e of alarmHistory.values()) if (e.id === row.id || (e.id === null && e.serial === row.device_serial && e.code === row.code)) return e;
+    return null;
+  }
+
+  function renderAlarmHistory() {
+    const entries = [...alarmHistory.values()].sort((x, y) => (y.clearedAt || 0) - (x.clearedAt || 0));
+    const labels = ['Raised', 'Cleared', 'Separator', 'Alarm', 'Value', 'Limit', 'Acknowledged', 'Why cleared'];
+    const rows = entries.map((a) => {
+      const tr = el('tr');
+      setAttr(tr, 'data-history-id', a.id);
+      tr.dataset.historyCode = a.code;
+      tr.dataset.level = a.level;
+      const values = [isNum(a.value) ? `${valueWithUnit(a.value, a.unit)} at raise` : DASH];
+      if (isNum(a.lastSeen)) values.push(`${valueWithUnit(a.lastSeen, a.unit)} last seen`);
+      const cells = [
+        formatWhen(a.raisedAt), formatWhen(a.clearedAt), a.device || a.serial || DASH,
+        `${a.level === 'alarm' ? 'ALARM' : 'WARNING'} ${alarmName(a.code)}${alarmName(a.code) !== a.code ? ` (${a.code})` : ''}`,
+        values.join(' · '), isNum(a.limit) ? valueWithUnit(a.limit, a.unit) : DASH,
+        a.acknowledgedBy ? `${a.acknowledgedBy}${a.acknowledgedAt ? ' ' + formatTime(a.acknowledgedAt) : ''}` : 'no',
+        a.clearReason || (a.id === null ? 'cleared' : DASH),
+      ];
+      cells.forEach((c, i) => {
+        const td = el('td', null, c);
+        td.dataset.label = labels[i];
+        tr.append(td);
+      });
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = el('tr');
+      const td = el('td', 'muted', 'No cleared alarms.');
+      td.colSpan = labels.length;
+      tr.append(td);
+      rows.push(tr);
+    }
+    $('alarm-history-body').replaceChildren(...rows);
   }
 
   async function acknowledge(a) {
@@ -1025,7 +1360,11 @@
   // Sound. Browsers start audio only after a user gesture (unless autoplay is allowed): the control
   // says so, and the first click anywhere unlocks the AudioContext.
 
-  const sound = { ctx: null, lastAskedAt: null };
+  const sound = {
+    ctx: null, lastAskedAt: null,
+    /** Turned off with the control (kept in this browser); alarms and losses are then shown, not heard. */
+    muted: (() => { try { return localStorage.getItem('apheresisd.sound') === 'off'; } catch (_) { return false; } })(),
+  };
 
   function audioContext() {
     if (!sound.ctx) {
@@ -1041,12 +1380,20 @@
     return sound.ctx;
   }
 
+  /** on: tones play; off: turned off with the control; blocked: the browser waits for a click. */
+  function soundState() {
+    if (sound.muted) return 'off';
+    return sound.ctx && sound.ctx.state === 'running' ? 'on' : 'blocked';
+  }
+
   function renderSoundToggle() {
     const button = $('sound-toggle');
-    const on = sound.ctx && sound.ctx.state === 'running';
-    setAttr(button, 'data-sound', on ? 'on' : 'off');
-    setText(button, on ? 'Sound on' : 'Sound off: click to enable');
-    setAttr(button, 'title', on ? 'Alarm sound is on. Click to hear a test tone.' : 'Browsers allow sound only after a click.');
+    const st = soundState();
+    setAttr(button, 'data-sound', st);
+    setAttr(button, 'aria-pressed', st === 'on' ? 'true' : 'false');
+    setText(button, { on: 'Sound on', off: 'Sound OFF: click to turn on', blocked: 'Sound blocked: click to enable' }[st]);
+    setAttr(button, 'title', { on: 'Alarm sound is on. Click to turn it off.', off: 'Alarms and lost connections are not heard. Click to turn the sound on.', blocked: 'Browsers allow sound only after a click.' }[st]);
+    renderLoss();
   }
 
   function unlockAudio() {
@@ -1086,7 +1433,7 @@
     const askedAt = Date.now();
     sound.lastAskedAt = askedAt;
     const ctx = audioContext();
-    if (!ctx) return;
+    if (!ctx || sound.muted) return;
     const play = () => {
       if (ctx.state !== 'running' || Date.now() - askedAt > BEEP_MAX_DELAY_MS) return;
       if (stillWanted && !stillWanted()) return;
@@ -1119,7 +1466,86 @@
     $('sound-toggle').addEventListener('click', () => {
       const ctx = audioContext();
       if (!ctx) { setText($('sound-toggle'), 'No sound in this browser'); return; }
-      ctx.resume().then(() => { renderSoundToggle(); playTone('warning'); }, () => {});
+      // Blocked: this click unlocks it. On: off. Off: on, with a test tone.
+      if (soundState() === 'on') sound.muted = true;
+      else if (sound.muted) sound.muted = false;
+      try { localStorage.setItem('apheresisd.sound', sound.muted ? 'off' : 'on'); } catch (_) { /* private mode */ }
+      ctx.resume().then(() => { renderSoundToggle(); if (!sound.muted) playTone('warning'); }, () => {});
+      renderSoundToggle();
+    });
+    $('loss-silence').addEventListener('click', () => {
+      for (const k of loss.reasons.keys()) loss.silenced.add(k);
+      renderLoss();
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lost connections: the daemon (stream down, API unreachable) or a separator's link. A tone
+  // repeats every few seconds until someone silences it or the connection is back; a new loss
+  // sounds again. body[data-sounding] says what the page does: true (the tone plays), blocked
+  // (the browser waits for a click), off (sound turned off), false (nothing lost).
+
+  /** Before a stream drop counts as losing the daemon (a reconnect after `dropped` takes ~2 s). */
+  const DAEMON_LOSS_GRACE_MS = 4000;
+  const LOSS_REPEAT_MS = 4000;
+  const loss = { reasons: new Map(), silenced: new Set(), lastToneAt: 0, tones: 0 };
+
+  function lossReasons() {
+    const reasons = new Map();
+    const now = Date.now();
+    if (state.connection !== 'live' && state.disconnectedAt !== null && now - state.disconnectedAt >= DAEMON_LOSS_GRACE_MS) {
+      reasons.set('daemon', { text: `No connection to apheresisd since ${formatTime(state.disconnectedAt)}`, since: state.disconnectedAt });
+    } else if (state.connection === 'live') {
+      for (const d of state.devices.values()) {
+        if (!['down', 'stale', 'reconnecting'].includes(d.linkState)) continue;
+        if (!isNum(d.lostAt)) d.lostAt = now;
+        reasons.set(`link:${d.name}`, { text: `Link to ${d.name} ${d.linkState.toUpperCase()} since ${formatTime(d.lostAt)}`, since: d.lostAt });
+      }
+    }
+    return reasons;
+  }
+
+  function renderLoss() {
+    if (!$('loss-banner')) return;
+    loss.reasons = lossReasons();
+    // A silenced loss that ended is forgotten: the next one sounds again.
+    for (const k of [...loss.silenced]) if (!loss.reasons.has(k)) loss.silenced.delete(k);
+    const loud = [...loss.reasons.keys()].filter((k) => !loss.silenced.has(k));
+    const banner = $('loss-banner');
+    banner.hidden = loss.reasons.size === 0;
+    const st = soundState();
+    const sounding = loud.length === 0 ? 'false' : st === 'on' ? 'true' : st;
+    document.body.dataset.sounding = sounding;
+    document.body.dataset.loss = [...loss.reasons.keys()].join(' ');
+    setAttr(banner, 'data-sounding', sounding);
+    const what = [...loss.reasons.values()].map((r) => r.text).join(' · ');
+    const how = { true: 'SOUNDING', blocked: 'SOUND BLOCKED: click anywhere to enable', off: 'sound is off', false: 'silenced' }[sounding];
+    setText($('loss-text'), what ? `${what}. The values shown are not current.` : '');
+    setText($('loss-sound'), how);
+    $('loss-silence').hidden = loud.length === 0;
+    if (loud.length && st === 'on' && Date.now() - loss.lastToneAt >= LOSS_REPEAT_MS) {
+      loss.lastToneAt = Date.now();
+      playLossTone();
+      loss.tones += 1;
+      document.body.dataset.lossTones = String(loss.tones);
+    }
+  }
+
+  /** Falling two-tone, unlike the alarm beeps: "connection gone". */
+  function playLossTone() {
+    const ctx = sound.ctx;
+    const t0 = ctx.currentTime + 0.02;
+    [[880, 0], [587, 0.35], [880, 0.9], [587, 1.25]].forEach(([freq, at]) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = 'triangle';
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t0 + at);
+      gain.gain.exponentialRampToValueAtTime(0.3, t0 + at + 0.03);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + at + 0.3);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t0 + at);
+      osc.stop(t0 + at + 0.32);
     });
   }
 
@@ -1137,6 +1563,7 @@
     document.body.classList.toggle('offline', connection !== 'live');
     renderConnectionBanner();
     for (const name of cards.keys()) renderFreshness(name);
+    renderLoss();
   }
 
   function renderConnectionBanner() {
@@ -1216,6 +1643,7 @@
       device.serial = d.serial_number || device.serial;
       device.link = d.link;
       device.linkState = d.link_state;
+      if (d.link_state === 'up' || d.link_state === 'connecting') device.lostAt = null;
       device.lastError = d.last_error;
       device.activityAt = isNum(d.last_activity_age_seconds) ? now - d.last_activity_age_seconds * 1000 : null;
       names.add(d.name);
@@ -1243,6 +1671,8 @@
     for (const name of [...cards.keys()]) if (!names.has(name)) removeCard(name);
 
     reconcileSnapshotAlarms(snap.active_alarms || []);
+    // Alarms that cleared while the page was not connected are in the store's history.
+    loadAlarmHistory();
 
     state.connectedAt = now;
     state.disconnectedAt = null;
@@ -1265,6 +1695,14 @@
     }
     for (const a of [...state.alarms.values()]) if (!kept.has(a)) removeAlarm(a);
     if (beepLevel) beep(beepLevel, 'unacknowledged alarms in the snapshot');
+  }
+
+  /** A live sample's place on the time axis: now (the daemon received it a moment ago), or the
+   *  daemon's receive time if this computer's clock is off from the daemon's. */
+  function liveTime(ev) {
+    const now = Date.now();
+    const told = serverTime(ev.received_at);
+    return isNum(told) && Math.abs(now - told) > 2500 ? told : now;
   }
 
   function onSample(ev) {
@@ -1297,17 +1735,18 @@
         const sameRun = (a.runId !== null && a.runId === ev.run_id) || (a.runRef !== null && a.runRef === ev.watch.run_ref);
         if (!sameRun) continue;
         const v = isNum(valuesNow[a.code]) ? valuesNow[a.code] : null;
+        if (v !== null) a.lastSeen = v;
         if (v !== a.valueNow) { a.valueNow = v; renderAlarm(a); }
       }
       const d = ev.watch.derived || {};
       addPoint(run, {
-        t: isNum(ev.watch.run_time_minutes) ? ev.watch.run_time_minutes : ev.run_time_minutes,
+        t: isNum(ev.watch.run_time_minutes) ? ev.watch.run_time_minutes : ev.run_time_minutes, w: liveTime(ev),
         ratio: d.window_ratio, ac: d.ac_infusion_rate_ml_per_min_per_l, citrate: d.citrate_load_rate_mg_per_kg_per_min,
         collected: d.collected_ml,
       });
     } else {
       const d = derivedOf(run);
-      addPoint(run, { t: ev.run_time_minutes, ratio: d.device_ratio, ac: d.ac_infusion_rate_ml_per_min_per_l, citrate: null, collected: d.collected_ml });
+      addPoint(run, { t: ev.run_time_minutes, w: liveTime(ev), ratio: d.device_ratio, ac: d.ac_infusion_rate_ml_per_min_per_l, citrate: null, collected: d.collected_ml });
     }
     if (ev.kind === 'RUN_END') { run.ended = true; run.endedAt = ev.received_at; }
     scheduleRender(name);
@@ -1378,6 +1817,7 @@
     for (const key of ['value', 'limit', 'unit', 'message']) if (key in ev) a[key] = ev[key];
     if (isNum(ev.run_time_minutes) && (isNew || a.runTime === null)) a.runTime = ev.run_time_minutes;
     if (ev.run_id) a.runId = ev.run_id;
+    if (ev.change === 'escalated') a.escalatedAt = Date.now();
     if (ev.change === 'raised' || ev.change === 'escalated') {
       // A new alarm, or a worse level: it needs a (new) acknowledgement.
       a.state = 'active';
@@ -1396,7 +1836,10 @@
 
   function onLink(ev) {
     const device = ensureDevice(ev.device);
+    if (ev.link_state === 'up' || ev.link_state === 'connecting') device.lostAt = null;
+    else if (!isNum(device.lostAt)) device.lostAt = serverTime(ev.at) || Date.now();
     device.linkState = ev.link_state;
+    renderLoss();
     scheduleRender(ev.device);
   }
 
@@ -1428,7 +1871,7 @@
     const run = state.runs.get(ev.device);
     if (!run || run.runId !== ev.run_id || !ev.watch) return;
     applyWatch(run, ev.watch, false);
-    run.presetNote = `changed by ${ev.changed_by || '?'} at ${formatClock(ev.at)}: ${ev.reason || ''}`;
+    run.presetNote = `changed by ${ev.changed_by || '?'} at ${formatTime(ev.at)}: ${ev.reason || ''}`;
     scheduleRender(ev.device);
   }
 
@@ -1648,7 +2091,7 @@
       setText($('history-status'), `Could not load: ${(runs.ok ? products : runs).message}`);
       return;
     }
-    setText($('history-status'), `Updated ${formatClock(new Date().toISOString())}`);
+    setText($('history-status'), `Updated ${formatTime(Date.now())}`);
     const byId = new Map(products.data.map((p) => [p.id, p]));
     renderRuns(runs.data, byId);
     renderProducts(products.data);
@@ -1669,8 +2112,14 @@
         r.run_id, deviceNameForSerial(r.device_serial), [patient.id, patient.family_name].filter(Boolean).join(' '),
         [r.procedure, r.profile].filter(Boolean).join(' · '), r.state, formatDateTime(r.opened_at), formatDateTime(r.closed_at),
       ];
-      for (const c of cells) tr.append(el('td', null, c || DASH));
+      const labels = ['Run', 'Separator', 'Patient', 'Procedure', 'State', 'Opened', 'Closed'];
+      cells.forEach((c, i) => {
+        const td = el('td', null, c || DASH);
+        td.dataset.label = labels[i];
+        tr.append(td);
+      });
       const productCell = el('td');
+      productCell.dataset.label = 'Product';
       if (r.product_id !== null && r.product_id !== undefined) {
         const b = el('button', 'link-button', productName(productsById.get(r.product_id)) || `product ${r.product_id}`);
         b.type = 'button';
@@ -1775,6 +2224,9 @@
     for (const a of state.alarms.values()) renderAlarmTimes(a);
     renderConnectionBanner();
     remindUnacknowledged();
+    renderLoss();
+    // The time axes run on to now: a line that stops there shows the silence.
+    for (const name of cards.keys()) scheduleRender(name);
   }
 
   function start() {
@@ -1796,6 +2248,7 @@
     connect();
     loadSession();
     loadHistory();
+    renderAlarmHistory();
   }
 
   start();

@@ -296,11 +296,27 @@ final class Chromium: Sendable {
             _ = try core.call("Input.insertText", ["text": text], session: session, timeout: .seconds(10), what: "typing into \(selector)")
         }
 
-        /// A PNG of the viewport, written to `url`; returns the bytes.
+        /// Sets the page's viewport (CSS pixels, scale 1), as a window of that size would have it.
+        func setViewport(width: Int, height: Int) throws {
+            _ = try core.call(
+                "Emulation.setDeviceMetricsOverride", ["width": width, "height": height, "deviceScaleFactor": 1, "mobile": false],
+                session: session, timeout: .seconds(10), what: "setting the viewport to \(width)x\(height)")
+        }
+
+        /// A PNG of the viewport (or, with `fullPage`, of the whole page at the viewport's width,
+        /// up to `maxHeight` CSS pixels), written to `url`; returns the bytes.
         @discardableResult
-        func screenshot(to url: URL) throws -> Data {
+        func screenshot(to url: URL, fullPage: Bool = false, maxHeight: Int = 4000) throws -> Data {
+            var params: [String: Any] = ["format": "png"]
+            if fullPage {
+                let size = try evaluate("[document.documentElement.clientWidth, document.documentElement.scrollHeight]") as? [Int] ?? []
+                if size.count == 2 {
+                    params["captureBeyondViewport"] = true
+                    params["clip"] = ["x": 0, "y": 0, "width": size[0], "height": min(size[1], maxHeight), "scale": 1]
+                }
+            }
             let result = try core.call(
-                "Page.captureScreenshot", ["format": "png"], session: session, timeout: .seconds(30), what: "a screenshot")
+                "Page.captureScreenshot", params, session: session, timeout: .seconds(30), what: "a screenshot")
             guard let base64 = result["data"] as? String, let png = Data(base64Encoded: base64) else {
                 throw core.failure(.protocolError, "Page.captureScreenshot gave no base64 data", session: session)
             }

@@ -25,6 +25,19 @@ enum Paths {
         return names.filter { $0.hasSuffix(".toml") }.sorted()
     }
 
+    /// The scenarios the TCP suites play. Every scenario runs over the pseudo-terminal; over TCP,
+    /// those whose faults act on the wire (a pulled cable, bad checksums, lost ACKs, garbage, one
+    /// record per frame) and one normal run: the other scenarios differ in physiology and alarms,
+    /// which the transport does not touch (and which the pty suites and the core replays check).
+    /// Kept short for CI's 40 minutes; APHERESISD_ALL_SCENARIOS_OVER_TCP=1 plays every scenario.
+    static func transportScenarioFiles() -> [String] {
+        let all = scenarioFiles()
+        if ProcessInfo.processInfo.environment["APHERESISD_ALL_SCENARIOS_OVER_TCP"] == "1" { return all }
+        let wire = ["fault-cable-pull.toml", "fault-checksum.toml", "fault-lost-ack.toml", "fault-garbage.toml",
+            "framing-record-per-frame.toml", "normal-boy-10y.toml"]
+        return all.filter(wire.contains)
+    }
+
     static func temporaryDirectory(_ label: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("apheresisd-it-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
