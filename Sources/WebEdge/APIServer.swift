@@ -73,8 +73,6 @@ public struct APIServer: Service {
     ) {
         // HEAD on every GET route: the same status and headers, no body (uptime probes use it).
         let router = Router(options: .autoGenerateHeadEndpoints)
-        // First: middleware wraps only the routes added after it, and every route is counted.
-        router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
         router.add(middleware: DashboardAuthenticationMiddleware())
         router.add(middleware: JSONWritesMiddleware())
         // On a public address the unit chose to be reached by other names (and was warned at start).
@@ -116,7 +114,7 @@ public struct APIServer: Service {
         self.address = address
         self.logger = logger
         application = Application(
-            responder: EdgeResponder(router: router, localNamesOnly: address.isLocalOnly), configuration: .init(address: bind, serverName: "apheresisd"),
+            responder: EdgeResponder(router: router, localNamesOnly: address.isLocalOnly, metrics: metrics), configuration: .init(address: bind, serverName: "apheresisd"),
             onServerRunning: { channel in
                 // Port 0 asks the kernel for one: say which, so tests and people can find it.
                 var local = address.description

@@ -36,7 +36,7 @@ public final class DaemonMetrics: CommitObserver {
         .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
-    /// One HTTP request answered (HTTPMetricsMiddleware): `route` is the matched route's pattern.
+    /// One HTTP request answered (EdgeResponder): `route` is the matched route's pattern.
     func observeRequest(method: String, route: String, status: Int, duration: Duration) {
         registry.makeCounter(
             descriptor: Self.descriptor("apheresisd_http_requests_total", "HTTP requests answered, by method, route pattern and status."),

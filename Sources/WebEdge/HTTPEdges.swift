@@ -34,10 +34,14 @@ struct EdgeResponder: HTTPResponder {
     /// On a loopback address, another `Host` is refused here too, before anything below answers
     /// (405, 413, a refused parameter would otherwise tell a foreign page which paths exist).
     let localNamesOnly: Bool
+    /// Every answer counted here, refusals at this edge included (a 405 or 413 is what a
+    /// misbehaving client gets, and what an operator wants to see).
+    let metrics: DaemonMetrics?
 
     /// Reads the routes before building the router's responder.
-    init(router: Router<Context>, localNamesOnly: Bool = false) {
+    init(router: Router<Context>, localNamesOnly: Bool = false, metrics: DaemonMetrics? = nil) {
         self.localNamesOnly = localNamesOnly
+        self.metrics = metrics
         let builder = RouterPathTrieBuilder<Endpoint>()
         var methods: [String: (RouterPath, Set<HTTPRequest.Method>)] = [:]
         for route in router.routes {
@@ -54,7 +58,31 @@ struct EdgeResponder: HTTPResponder {
         inner = router.buildResponder()
     }
 
+    /// Counts and times every request: the route label is the matched route's pattern
+    /// (`/api/v1/runs/{run}`), never the raw path, and the method a standard one or `other`, so
+    /// that scans cannot grow the series without bound; a path no route serves is `unmatched`.
+    /// Not Hummingbird's MetricsMiddleware: it records through the global swift-metrics system,
+    /// whose metrics come without help text, which `promtool check metrics` refuses.
     func respond(to request: Request, context: Context) async throws -> Response {
+        guard let metrics else { return try await answer(request, context: context) }
+        let start = ContinuousClock.now
+        let method = Self.standardMethods.contains(request.method) ? request.method.rawValue : "other"
+        let route = endpoints.resolve(request.uri.path)?.value.path ?? "unmatched"
+        do {
+            let response = try await answer(request, context: context)
+            // Until the answer's status and headers; a live stream's body goes on after.
+            metrics.observeRequest(method: method, route: route, status: response.status.code, duration: ContinuousClock.now - start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics.observeRequest(method: method, route: route, status: status, duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+
+    static let standardMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options]
+
+    func answer(_ request: Request, context: Context) async throws -> Response {
         if localNamesOnly, let refusal = LocalHostOnlyMiddleware.refusal(request) { return refusal }
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > RequestBodyLimit.bytes {
             // Read it (up to a bound) so that the client, still sending, reads the answer.

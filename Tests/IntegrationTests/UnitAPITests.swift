@@ -148,6 +148,9 @@ extension Integration {
             r = try await HTTP.request("POST", base + "/api/v1/alarms/\(alarmID)/acknowledge", json: [String: Any](), headers: both)
             #expect(r.status == 401 && r.errorMessage.contains("session has ended"), "\(r)")
 
+            // A scan of unknown paths and an unusual method (WebDAV's): neither becomes a label value.
+            _ = try await HTTP.request("GET", base + "/scan-\(UUID().uuidString)")
+            _ = try await HTTP.request("PROPFIND", base + "/api/v1/devices")
             // Metrics: clean under promtool (Debian's prometheus package), with the values the API shows.
             r = try await HTTP.request("GET", base + "/metrics")
             #expect(r.status == 200 && r.header("Content-Type")?.hasPrefix("text/plain") == true, "\(r.status)")
@@ -167,6 +170,10 @@ extension Integration {
             #expect(
                 (Self.value(metrics, #"apheresisd_http_requests_total{method="GET",route="/api/v1/devices",status="200"}"#) ?? 0) >= 1,
                 "\(metrics.split(separator: "\n").filter { $0.hasPrefix("apheresisd_http_requests_total") })")
+            let requestSeries = metrics.split(separator: "\n").filter { $0.hasPrefix("apheresisd_http_requests_total{") }
+            #expect(!requestSeries.contains { $0.contains("scan-") || $0.contains("PROPFIND") }, "\(requestSeries)")
+            #expect(requestSeries.contains { $0.contains(#"route="unmatched""#) }, "\(requestSeries)")
+            #expect(requestSeries.contains { $0.contains(#"method="other""#) }, "\(requestSeries)")
             // Every device is named by its configured name, alarms included; none by a label of its own.
             #expect(!metrics.contains("device_serial="), "\(metrics.prefix(3000))")
             #expect(Self.value(metrics, #"apheresisd_alarms_active{device="optia-sim",level="warning"}"#) != nil, "\(metrics.prefix(3000))")
