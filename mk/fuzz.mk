@@ -6,7 +6,7 @@
 #   make fuzz                          every target, 10^7 executions each
 #   make fuzz FUZZ_TIME=600            or 600 s per target, whichever ends first
 #   make fuzz FUZZ_TARGETS="e1381 config"
-#   make fuzz-smoke                    each target 20 000 executions or 30 s (CI)
+#   make fuzz-smoke                    each target 20 000 executions or 20 s (CI)
 #
 # FUZZ_JOBS targets run at a time (the machine has 2 cores). FUZZ_OPTIA_SIM names an optia-sim to
 # write the export-file seeds with; by default the one of the default build (which `make test` builds).
@@ -40,4 +40,4 @@ fuzz: fuzz-build fuzz-seeds
 		$(if $(FUZZ_TIME),--max-time $(FUZZ_TIME)) $(FUZZ_TARGETS)
 
 fuzz-smoke: fuzz-build fuzz-seeds
-	python3 scripts/fuzz/run_fuzz.py --work $(FUZZ_SCRATCH) --runs 20000 --max-time 30 --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
+	python3 scripts/fuzz/run_fuzz.py --work $(FUZZ_SCRATCH) --runs 20000 --max-time 20 --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)

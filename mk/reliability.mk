@@ -2,9 +2,9 @@
 # mk/crash.mk and mk/faults.mk); each prints its Markdown table. Figures: docs/reliability.md.
 #
 #   make soak                 8 separators, 24 simulated hours at 120x (release build, 12 min)
-#   make soak-smoke           8 separators, 3 simulated hours at 120x (debug build, 90 s; CI)
+#   make soak-smoke           8 separators, 2 simulated hours at 120x (debug build, 60 s; CI)
 #   make two-daemons          a second daemon on a store in use, 10 rounds of three cases
-#   make two-daemons-smoke    the same, 2 rounds (CI)
+#   make two-daemons-smoke    the same, 1 round (CI)
 #   make check-asan           every test under AddressSanitizer (and LeakSanitizer), the daemon too
 #   make check-tsan           every test under ThreadSanitizer, the daemon too
 #   make faults-smoke         every campaign's short form, as CI runs them
@@ -20,7 +20,7 @@ soak: deps
 
 soak-smoke: deps
 	$(SWIFT) build --product apheresisd && $(SWIFT) build --product optia-sim
-	python3 scripts/faults/soak.py --bin "$$($(SWIFT) build --show-bin-path)" --hours 3 --speed 120 $(SOAK_ARGS)
+	python3 scripts/faults/soak.py --bin "$$($(SWIFT) build --show-bin-path)" --hours 2 --speed 120 $(SOAK_ARGS)
 
 two-daemons: deps
 	$(SWIFT) build --product apheresisd && $(SWIFT) build --product optia-sim
@@ -28,7 +28,7 @@ two-daemons: deps
 
 two-daemons-smoke: deps
 	$(SWIFT) build --product apheresisd && $(SWIFT) build --product optia-sim
-	python3 scripts/faults/two_daemons.py --bin "$$($(SWIFT) build --show-bin-path)" --rounds 2
+	python3 scripts/faults/two_daemons.py --bin "$$($(SWIFT) build --show-bin-path)" --rounds 1
 
 # Every test is a Swift Testing test: the XCTest pass is skipped, since XCTest's runner keeps its
 # suite tree until exit and LeakSanitizer would report that as the project's leak. Swift's own

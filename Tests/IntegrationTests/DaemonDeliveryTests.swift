@@ -48,7 +48,7 @@ extension Integration {
             try await StoredRun.verify(daemon: daemon, simulator: sim, scenario: scenario, capture: capture)
         }
 
-        @Test("the wire-fault scenarios over TCP, stored once, samples as sent", arguments: Paths.transportScenarioFiles())
+        @Test("a cable pull, lost ACKs and a normal run over TCP, stored once, samples as sent", arguments: Paths.transportScenarioFiles())
         func overTCP(scenario: String) async throws {
             let directory = try Paths.temporaryDirectory("daemon-tcp")
             defer { try? FileManager.default.removeItem(at: directory) }

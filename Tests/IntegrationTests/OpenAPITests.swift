@@ -19,8 +19,8 @@ extension Integration {
             ProcessInfo.processInfo.environment["APHERESISD_OPENAPI_PYTHON"]
                 ?? Paths.packageRoot.appendingPathComponent(".build-openapivenv/bin/python").path
         }
-        /// Examples per operation and phase; the run takes about 30 s at 15 (APHERESISD_OPENAPI_EXAMPLES for more).
-        static var examples: String { ProcessInfo.processInfo.environment["APHERESISD_OPENAPI_EXAMPLES"] ?? "15" }
+        /// Examples per operation and phase; the run takes about 25 s at 10 (APHERESISD_OPENAPI_EXAMPLES for more).
+        static var examples: String { ProcessInfo.processInfo.environment["APHERESISD_OPENAPI_EXAMPLES"] ?? "10" }
         /// Fixed by default so that a failure repeats; APHERESISD_OPENAPI_SEED for another.
         static var seed: String { ProcessInfo.processInfo.environment["APHERESISD_OPENAPI_SEED"] ?? "16" }
 

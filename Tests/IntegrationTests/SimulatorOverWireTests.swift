@@ -16,7 +16,7 @@ extension Integration {
         /// Short enough that lost-ACK and cable-pull recoveries stay quick at this speed.
         static let answerTimeout = "0.25"
 
-        @Test("every scenario over a pseudo-terminal", arguments: Paths.scenarioFiles())
+        @Test("the wire-fault scenarios over a pseudo-terminal", arguments: Paths.wireScenarioFiles())
         func overPseudoTerminal(scenario: String) throws {
             let directory = try Paths.temporaryDirectory("pty")
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -35,7 +35,7 @@ extension Integration {
             DeliveryChecks.verify(host.snapshot, last: last, context: "\(scenario) over pty")
         }
 
-        @Test("the wire-fault scenarios over TCP", arguments: Paths.transportScenarioFiles())
+        @Test("a cable pull, lost ACKs and a normal run over TCP", arguments: Paths.transportScenarioFiles())
         func overTCP(scenario: String) throws {
             let directory = try Paths.temporaryDirectory("tcp")
             defer { try? FileManager.default.removeItem(at: directory) }

@@ -68,7 +68,10 @@ EOF
 
 step "dpkg-buildpackage -b"
 rm -f "$out"/*.deb "$out"/*.ddeb "$out"/*.changes "$out"/*.buildinfo
-(cd "$tree" && DEB_CONFIG=$config dpkg-buildpackage -b -us -uc)
+# The smoke package needs no -dbgsym package (its executables keep their debug information).
+debopts=${DEB_BUILD_OPTIONS:-}
+if [ "$config" = debug ]; then debopts="$debopts noautodbgsym"; fi
+(cd "$tree" && DEB_CONFIG=$config DEB_BUILD_OPTIONS="$debopts" dpkg-buildpackage -b -us -uc)
 mv "$out/src"/*.deb "$out/src"/*.ddeb "$out/src"/*.changes "$out/src"/*.buildinfo "$out/" 2>/dev/null || true
 deb=$out/apheresisd_${version}_${arch}.deb
 [ -f "$deb" ] || { echo "build-deb.sh: $deb was not built" >&2; exit 1; }
