@@ -255,12 +255,16 @@ extension Integration {
             let database = daemon.databasePath
             let base = try daemon.apiBase()
             var destinations: [String: [String: Any]] = [:]
-            try await eventuallyAsync("TLS: delivered to the trusted receiver, refused by the others: \(destinations)\n\(daemon.failureText)", timeout: .seconds(60)) {
+            try await eventuallyAsync("TLS: delivered to the trusted receiver, refused by the others: \(destinations)\n\(daemon.failureText)", timeout: .seconds(90)) {
                 let status = try await HTTP.request("GET", base + "/api/v1/hl7")
                 let list = ((status.data as? [String: Any])?["destinations"] as? [[String: Any]]) ?? []
                 destinations = Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as? String ?? "", $0) })
+                // Each refused destination's error once it is the refusal itself: under load one attempt
+                // may first end as a handshake timeout (seen in CI), which is retried every 0.5 s.
+                let untrustedError = destinations["untrusted"]?["last_error"] as? String ?? ""
+                let misnamedError = destinations["misnamed"]?["last_error"] as? String ?? ""
                 return (destinations["secure"]?["delivered"] as? Int ?? 0) >= 3 && (destinations["named"]?["delivered"] as? Int ?? 0) >= 3
-                    && destinations["untrusted"]?["last_error"] is String && destinations["misnamed"]?["last_error"] is String
+                    && untrustedError.contains("not trusted") && misnamedError.contains("engine.hospital.example")
             }
             let untrusted = destinations["untrusted"]?["last_error"] as? String ?? ""
             #expect(untrusted.contains("TLS") && untrusted.contains("not trusted"), "\(untrusted)")
